@@ -1,0 +1,41 @@
+# DAWN: `make run` serves the embedded shape, `make test` runs the whole suite, `make bench` measures.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# the scaled half of the suite runs against these unless the environment names others
+TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/test)
+TEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/0)
+
+.PHONY: venv migrate run test test-embedded test-scaled bench clean
+
+$(BIN)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(BIN)/.installed
+
+migrate: venv
+	$(BIN)/python manage.py migrate --noinput
+
+run: migrate
+	$(BIN)/python manage.py runtick --host $(HOST) --port $(PORT)
+
+test: test-embedded test-scaled
+
+# embedded shape: SQLite and the in-memory channel layer, whatever the environment says
+test-embedded: venv
+	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m pytest -m "not scaled" -q
+
+# scaled shape: real PostgreSQL and Redis
+test-scaled: venv
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m pytest -m scaled -q
+
+bench: migrate
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,112 @@
+"""REST views over the engine: the current tick, the persisted history and the service's health."""
+
+from __future__ import annotations
+
+import time
+
+import django_filters
+from django.conf import settings
+from django.db import connection
+from rest_framework import generics, serializers
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from consciousness import selectors
+from consciousness.models import Tick
+from consciousness.stream import stream_hub_latest
+
+
+class TickSerializer(serializers.BaseSerializer):
+    def to_representation(self, instance: Tick) -> dict:
+        return instance.as_tick_data()
+
+
+class TickFilter(django_filters.FilterSet):
+    since = django_filters.NumberFilter(field_name="tick_number", lookup_expr="gte", label="Lowest tick_number")
+    until = django_filters.NumberFilter(field_name="tick_number", lookup_expr="lte", label="Highest tick_number")
+    mood = django_filters.CharFilter(field_name="mood")
+
+    class Meta:
+        model = Tick
+        fields = ["since", "until", "mood"]
+
+
+class TickPagination(CursorPagination):
+    # a cursor stays stable while new ticks keep arriving at the head of the list
+    ordering = "-tick_number"
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class TickHistoryView(generics.ListAPIView):
+    """Persisted ticks, newest first; `?since=&until=` bound tick_number, `?mood=` filters."""
+
+    queryset = Tick.objects.all()
+    serializer_class = TickSerializer
+    filterset_class = TickFilter
+    pagination_class = TickPagination
+
+
+def current_tick() -> tuple[dict | None, str]:
+    """The newest tick this process knows of, and where it came from ("stream" or "database")."""
+    hub = stream_hub_latest()
+    if hub is not None and hub.latest_tick is not None:
+        return hub.latest_tick, "stream"
+    row = selectors.tick_latest()
+    return (row.as_tick_data(), "database") if row is not None else (None, "database")
+
+
+class StateView(APIView):
+    """The current tick in the seed's Tick Data Format."""
+
+    def get(self, request):
+        tick, _source = current_tick()
+        if tick is None:
+            return Response({"error": "the engine has not produced a tick yet"}, status=503)
+        return Response(tick)
+
+
+class HealthView(APIView):
+    """200 while ticks are fresh, 503 naming what is wrong otherwise."""
+
+    def get(self, request):
+        stale_after = settings.DAWN_CONFIG["stream"]["stale_after"]
+        problems = []
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            database = "ok"
+        except Exception as exc:  # report it rather than fail the probe with a 500
+            database = f"error: {exc.__class__.__name__}"
+            problems.append("database")
+        tick, source = (None, "none")
+        if database == "ok":
+            tick, source = current_tick()
+        else:
+            hub = stream_hub_latest()
+            if hub is not None and hub.latest_tick is not None:
+                tick, source = hub.latest_tick, "stream"
+        age = time.time() - tick["timestamp"] if tick else None
+        if age is None:
+            engine = "no ticks yet"
+            problems.append("engine")
+        elif age > stale_after:
+            engine = "stale"
+            problems.append("engine")
+        else:
+            engine = "ticking"
+        body = {
+            "status": "ok" if not problems else "unhealthy",
+            "failing": problems,
+            "engine": {
+                "status": engine,
+                "tick_number": tick["tick_number"] if tick else None,
+                "last_tick_age_s": round(age, 3) if age is not None else None,
+                "stale_after_s": stale_after,
+                "source": source,
+            },
+            "database": database,
+        }
+        return Response(body, status=200 if not problems else 503)

@@ -1,0 +1,100 @@
+"""EngineInbox: what reaches the engine from outside (stimuli, process impacts), applied at the next tick."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any
+
+from consciousness.broadcast import ENGINE_GROUP
+from consciousness.engine import Impact, StepInputs, Stimulus
+
+logger = logging.getLogger(__name__)
+
+MAX_STIMULI_PER_TICK = 32
+MAX_QUEUED = 10_000
+
+
+class EngineInbox:
+    """Collects inputs between ticks and hands them to the next one; also lists the active processes."""
+
+    def __init__(self) -> None:
+        self._stimuli: deque[tuple[Stimulus, dict]] = deque()
+        self._impacts: list[Impact] = []
+        self.active_processes: tuple[str, ...] = ()
+        self.applied: list[dict] = []  # keys and refs of the stimuli the last tick applied
+        self._task: asyncio.Task | None = None
+        self._channel: str | None = None
+        self._layer: Any = None
+
+    def add_stimulus(self, stimulus: Stimulus, *, key: str | None = None, ref: Any = None) -> bool:
+        if len(self._stimuli) >= MAX_QUEUED:
+            return False
+        self._stimuli.append((stimulus, {"key": key, "ref": ref}))
+        return True
+
+    def add_impact(self, impact: Impact) -> None:
+        self._impacts.append(impact)
+
+    def take(self, timestamp: float) -> StepInputs:
+        """The inputs of the next tick; stimuli beyond the per-tick cap wait for the following ones."""
+        taken = [self._stimuli.popleft() for _ in range(min(len(self._stimuli), MAX_STIMULI_PER_TICK))]
+        impacts, self._impacts = tuple(self._impacts), []
+        self.applied = [meta for _stimulus, meta in taken if meta["key"]]
+        return StepInputs(
+            timestamp=timestamp,
+            stimuli=tuple(stimulus for stimulus, _meta in taken),
+            impacts=impacts,
+            active_processes=self.active_processes,
+        )
+
+    async def listen(self, layer: Any) -> None:
+        """Receive engine messages sent by any serving process through the channel layer."""
+        self._layer = layer
+        self._channel = await layer.new_channel(prefix="dawn.engine.")
+        await layer.group_add(ENGINE_GROUP, self._channel)
+        self._task = asyncio.get_running_loop().create_task(self._receive_loop(), name="dawn-engine-inbox")
+
+    async def _receive_loop(self) -> None:
+        failures = 0
+        while True:
+            try:
+                message = await self._layer.receive(self._channel)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                if failures in (1, 10) or failures % 100 == 0:
+                    logger.warning("engine inbox cannot receive (%d): %r", failures, exc)
+                await asyncio.sleep(min(0.1 * failures, 2.0))
+                try:
+                    await self._layer.group_add(ENGINE_GROUP, self._channel)
+                except Exception:
+                    pass
+                continue
+            self.dispatch(message)
+
+    def dispatch(self, message: dict) -> None:
+        if message.get("type") == "engine.stimulus":
+            try:
+                stimulus = Stimulus.from_mapping({"kind": message.get("kind"), "intensity": message.get("intensity")})
+            except ValueError as exc:  # consumers validate first; this guards other senders
+                logger.warning("dropping an invalid stimulus: %s", exc)
+                return
+            if not self.add_stimulus(stimulus, key=message.get("key"), ref=message.get("ref")):
+                logger.warning("stimulus queue full; dropping %r", message.get("ref"))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except BaseException:
+                pass
+        if self._layer is not None and self._channel is not None:
+            try:
+                await self._layer.group_discard(ENGINE_GROUP, self._channel)
+            except Exception:
+                pass

@@ -1,0 +1,60 @@
+"""Persisted engine data: the tick history and the snapshot a restart resumes from."""
+
+from __future__ import annotations
+
+from django.db import models
+
+MAIN_RUN = "main"
+
+
+class Tick(models.Model):
+    """One persisted tick, in the seed's Tick Data Format."""
+
+    tick_number = models.BigIntegerField(primary_key=True)
+    timestamp = models.FloatField(help_text="Epoch seconds at which the engine produced the tick.")
+    # the same instant as a datetime, for the admin's date hierarchy and for retention
+    recorded_at = models.DateTimeField(db_index=True)
+    scup = models.FloatField()
+    entropy = models.FloatField()
+    mood = models.CharField(max_length=32, db_index=True)
+    neural_activity = models.FloatField()
+    consciousness_unity = models.FloatField()
+    memory_pressure = models.FloatField()
+    active_processes = models.JSONField(default=list)
+    subsystems = models.JSONField()
+
+    class Meta:
+        ordering = ["-tick_number"]
+
+    def __str__(self) -> str:
+        return f"tick {self.tick_number} ({self.mood}, scup {self.scup:.1f})"
+
+    def as_tick_data(self) -> dict:
+        """The row in the seed's Tick Data Format, exactly as it was streamed."""
+        return {
+            "tick_number": self.tick_number,
+            "timestamp": self.timestamp,
+            "scup": self.scup,
+            "entropy": self.entropy,
+            "mood": self.mood,
+            "neural_activity": self.neural_activity,
+            "consciousness_unity": self.consciousness_unity,
+            "memory_pressure": self.memory_pressure,
+            "active_processes": list(self.active_processes),
+            "subsystems": self.subsystems,
+        }
+
+
+class EngineSnapshot(models.Model):
+    """The engine's full state (RNG included) as of `tick_number`; written with the history it covers."""
+
+    run = models.CharField(max_length=64, unique=True, default=MAIN_RUN)
+    epoch = models.UUIDField(help_text="Identifies this run; a reset starts a new epoch.")
+    seed = models.BigIntegerField()
+    tick_number = models.BigIntegerField()
+    state = models.JSONField()
+    started_at = models.DateTimeField()
+    saved_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.run} at tick {self.tick_number} (seed {self.seed})"

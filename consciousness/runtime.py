@@ -1,0 +1,211 @@
+"""EngineRuntime: what `runtick` runs: lock, resume, tick loop, persistence, broadcast, signals, embedded server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from consciousness import selectors, services
+from consciousness.broadcast import STREAM_GROUP, LatestPublisher, tick_payload
+from consciousness.engine import Engine, EngineConfig, StepResult
+from consciousness.inbox import EngineInbox
+from consciousness.lock import EngineLock
+from consciousness.loop import TickLoop
+from consciousness.persistence import HistoryWriter
+
+logger = logging.getLogger(__name__)
+
+
+class RuntimeRefused(Exception):
+    """runtick cannot start as asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    rate: float
+    seed: int | None = None  # None: the stored run's seed, or config.yaml's for a new run
+    max_ticks: int | None = None
+    until: int | None = None
+    serve: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8000
+    processes: bool = True
+    reset: bool = False
+
+
+def engine_resume(cfg: EngineConfig, *, seed: int | None, reset: bool) -> tuple[Engine, uuid.UUID, int]:
+    """The engine as the last snapshot left it, or a new one; returns (engine, epoch, seed)."""
+    if reset:
+        services.history_reset()
+    snapshot = selectors.snapshot_latest()
+    if snapshot is None:
+        seed = cfg.seed if seed is None else seed
+        return Engine(cfg, seed=seed), uuid.uuid4(), seed
+    if seed is not None and seed != snapshot.seed:
+        raise RuntimeRefused(
+            f"the database holds a run with seed {snapshot.seed} at tick {snapshot.tick_number}; "
+            f"--seed {seed} would mix two runs. Drop --seed to resume it, or add --reset to start over."
+        )
+    try:
+        engine = Engine.from_snapshot(snapshot.state, cfg)
+    except ValueError as exc:
+        raise RuntimeRefused(f"cannot resume from the stored snapshot ({exc}); add --reset to start a new run") from None
+    discarded = services.history_discard_after(tick_number=snapshot.tick_number)
+    if discarded:
+        logger.warning("discarded %d ticks persisted beyond the snapshot", discarded)
+    return engine, snapshot.epoch, snapshot.seed
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """Bind before anything starts, so a busy port is a clear error and not a half-started engine."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise RuntimeRefused(f"cannot resolve host {host!r}: {exc.strerror}") from None
+    family, kind, proto, _name, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise RuntimeRefused(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+class EngineRuntime:
+    """Everything one `runtick` process does, from start-up to a clean exit."""
+
+    def __init__(self, options: RuntimeOptions) -> None:
+        self.options = options
+        self.config = settings.DAWN_CONFIG
+        self.engine_config = EngineConfig.from_mapping(self.config["consciousness"])
+        self.lock = EngineLock()
+        self.inbox = EngineInbox()
+        self.loop: TickLoop | None = None
+        self.server = None
+        self.signals = 0
+
+    def prepare(self) -> None:
+        """Synchronous start-up: take the lock, resume the engine, bind the port (raises RuntimeRefused)."""
+        from consciousness.lock import EngineLocked
+
+        try:
+            self.lock.acquire()
+        except EngineLocked as exc:
+            raise RuntimeRefused(str(exc)) from None
+        try:
+            self.engine, self.epoch, self.seed = engine_resume(self.engine_config, seed=self.options.seed, reset=self.options.reset)
+            self.sock = listen_socket(self.options.host, self.options.port) if self.options.serve else None
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _on_signal(self, signum: int) -> None:
+        self.signals += 1
+        if self.signals > 1:
+            logger.warning("second %s: exiting at once", signal.Signals(signum).name)
+            os._exit(128 + signum)
+        logger.info("%s: finishing the current tick, then saving and exiting", signal.Signals(signum).name)
+        if self.loop is not None:
+            self.loop.stop()
+
+    async def run(self) -> int:
+        """Run until stopped or a limit is reached; returns the number of ticks done."""
+        aio = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            aio.add_signal_handler(signum, self._on_signal, signum)
+        layer = get_channel_layer()
+        persistence = self.config["persistence"]
+        history = HistoryWriter(
+            engine=self.engine,
+            epoch=self.epoch,
+            seed=self.seed,
+            flush_interval=persistence["flush_interval"],
+            retention=timedelta(hours=persistence["retention_hours"]),
+            prune_interval=persistence["prune_interval"],
+        )
+        publisher = LatestPublisher(layer, STREAM_GROUP)
+        epoch = str(self.epoch)
+        inbox = self.inbox
+
+        async def broadcast(result: StepResult) -> None:
+            message = {"type": "tick.update", "tick": tick_payload(result), "epoch": epoch}
+            if inbox.applied:
+                message["stimuli"] = inbox.applied
+            publisher.offer(message)
+
+        self.loop = TickLoop(
+            engine=self.engine,
+            rate=self.options.rate,
+            sinks=[history, broadcast],
+            inputs=inbox.take,
+            max_ticks=self.options.max_ticks,
+            until=self.options.until,
+        )
+        serve_task = None
+        try:
+            await inbox.listen(layer)
+            if self.sock is not None:
+                serve_task = await self._serve()
+            logger.info(
+                "engine epoch %s, seed %d, resuming after tick %d at %.3g Hz%s",
+                epoch,
+                self.seed,
+                self.engine.state.tick_number,
+                self.options.rate,
+                f", serving http://{self.options.host}:{self.options.port}" if self.sock is not None else "",
+            )
+            return await self.loop.run()
+        finally:
+            await history.close()
+            await publisher.close()
+            await inbox.close()
+            if serve_task is not None:
+                await self._stop_serving(serve_task)
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                aio.remove_signal_handler(signum)
+            self.lock.release()
+            logger.info(
+                "stopped at tick %d: %d ticks persisted this run, %d slots skipped",
+                self.engine.state.tick_number,
+                history.flushed_ticks,
+                self.loop.slots_skipped,
+            )
+
+    async def _serve(self) -> asyncio.Task:
+        from consciousness.server import embedded_server
+        from consciousness.stream import stream_hub
+
+        await stream_hub().start()
+        self.server = embedded_server()
+        task = asyncio.get_running_loop().create_task(self.server.serve(sockets=[self.sock]), name="dawn-http")
+        while not self.server.started and not task.done():
+            await asyncio.sleep(0.01)
+        if task.done():
+            task.result()  # raises what stopped the server
+        return task
+
+    async def _stop_serving(self, task: asyncio.Task) -> None:
+        from consciousness.stream import stream_hub
+
+        self.server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(task), 5)
+        if not task.done():
+            self.server.force_exit = True
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(task, 2)
+        await stream_hub().stop()

@@ -1,0 +1,62 @@
+"""The only code that writes the engine's models."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from django.db import transaction
+from django.utils import timezone as dj_timezone
+
+from consciousness.models import MAIN_RUN, EngineSnapshot, Tick
+
+_TICK_FIELDS = ("scup", "entropy", "mood", "neural_activity", "consciousness_unity", "memory_pressure")
+
+
+def _tick_row(tick: dict) -> Tick:
+    return Tick(
+        tick_number=tick["tick_number"],
+        timestamp=tick["timestamp"],
+        recorded_at=datetime.fromtimestamp(tick["timestamp"], tz=timezone.utc),
+        active_processes=list(tick["active_processes"]),
+        subsystems=tick["subsystems"],
+        **{name: tick[name] for name in _TICK_FIELDS},
+    )
+
+
+def history_flush(*, ticks: list[dict], snapshot: dict, epoch: uuid.UUID, seed: int, tick_number: int, run: str = MAIN_RUN) -> None:
+    """Write a batch of ticks and the snapshot as of its last tick in one transaction.
+
+    The snapshot therefore never runs ahead of the history: after a crash the engine resumes
+    at the first tick that is not persisted, and regenerates it.
+    """
+    now = dj_timezone.now()
+    with transaction.atomic():
+        Tick.objects.bulk_create([_tick_row(t) for t in ticks], batch_size=500)
+        updated = EngineSnapshot.objects.filter(run=run).update(
+            epoch=epoch, seed=seed, tick_number=tick_number, state=snapshot, saved_at=now
+        )
+        if not updated:
+            EngineSnapshot.objects.create(
+                run=run, epoch=epoch, seed=seed, tick_number=tick_number, state=snapshot, started_at=now, saved_at=now
+            )
+
+
+def history_prune(*, retention: timedelta) -> int:
+    """Delete ticks recorded longer ago than `retention`; returns how many went."""
+    cutoff = dj_timezone.now() - retention
+    deleted, _ = Tick.objects.filter(recorded_at__lt=cutoff).delete()
+    return deleted
+
+
+def history_discard_after(*, tick_number: int) -> int:
+    """Delete ticks beyond the snapshot (none should exist: the flush is atomic); returns how many went."""
+    deleted, _ = Tick.objects.filter(tick_number__gt=tick_number).delete()
+    return deleted
+
+
+def history_reset(*, run: str = MAIN_RUN) -> None:
+    """Forget the run: its snapshot and the whole tick history."""
+    with transaction.atomic():
+        EngineSnapshot.objects.filter(run=run).delete()
+        Tick.objects.all().delete()

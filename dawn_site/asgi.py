@@ -1,0 +1,50 @@
+"""ASGI entry point, served by uvicorn (the default) or Daphne: HTTP through Django, /ws through Channels."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dawn_site.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs the apps loaded)
+
+from consciousness.routing import websocket_urlpatterns  # noqa: E402
+from consciousness.stream import stream_hub  # noqa: E402
+
+
+async def _lifespan(scope, receive, send):
+    # uvicorn announces start-up and shutdown; Daphne never does, which is fine: the hub also starts lazily
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            try:
+                await stream_hub().start()
+            except Exception as exc:
+                await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                return
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await stream_hub().stop()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _http(scope, receive, send):
+    # /api/state/ and /health/ read the hub's latest tick, so every serving process listens to the stream
+    hub = stream_hub()
+    if not hub.running:
+        try:
+            await hub.start()
+        except Exception:
+            pass  # the views fall back to the database
+    await django_asgi_app(scope, receive, send)
+
+
+application = ProtocolTypeRouter(
+    {
+        "http": _http,
+        "websocket": URLRouter(websocket_urlpatterns),
+        "lifespan": _lifespan,
+    }
+)

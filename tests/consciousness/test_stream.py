@@ -1,0 +1,219 @@
+"""The /ws stream: one channel-layer member per process, one encoding per tick, slow clients skip and go."""
+
+import asyncio
+import json
+
+import pytest
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+
+from consciousness.broadcast import ENGINE_GROUP, STREAM_GROUP
+from consciousness.stream import CLOSE_SLOW_CLIENT, Client, StreamHub, frame_text, stream_hub
+from dawn_site.asgi import application
+
+pytestmark = pytest.mark.asyncio
+
+TICK = {
+    "tick_number": 7,
+    "timestamp": 1700000000.5,
+    "scup": 55.0,
+    "entropy": 0.5,
+    "mood": "curious",
+    "neural_activity": 0.4,
+    "consciousness_unity": 0.3,
+    "memory_pressure": 0.2,
+    "active_processes": [],
+    "subsystems": {
+        "neural": {"firing_rate": 80.0, "connectivity": 0.3},
+        "consciousness": {"multi-state": 0.4, "entanglement": 0.2},
+        "chaos": {"lyapunov": 0.05, "fractal_dim": 1.5},
+    },
+}
+
+
+@pytest.fixture(autouse=True)
+async def clean_layer():
+    layer = get_channel_layer()
+    await layer.flush()
+    yield layer
+    await stream_hub().stop()
+    await layer.flush()
+
+
+async def connect() -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(application, "/ws", headers=[(b"origin", b"http://localhost:5173")])
+    connected, _ = await communicator.connect()
+    assert connected
+    hello = await communicator.receive_json_from()
+    assert hello["type"] == "connection"
+    return communicator
+
+
+async def publish_tick(tick: dict = TICK, **extra) -> None:
+    await get_channel_layer().group_send(STREAM_GROUP, {"type": "tick.update", "tick": tick, "epoch": "e1", **extra})
+
+
+async def test_every_client_receives_each_tick_through_one_group_member(clean_layer):
+    clients = [await connect() for _ in range(3)]
+    await publish_tick()
+    for communicator in clients:
+        assert await communicator.receive_json_from() == {"type": "tick", "data": TICK}
+    # three sockets, one member of the stream group: this process's hub
+    assert len(clean_layer.groups[STREAM_GROUP]) == 1
+    for communicator in clients:
+        await communicator.disconnect()
+    assert stream_hub().clients == {}
+
+
+async def test_connection_snapshot_carries_latest_tick_epoch_and_client_count():
+    first = await connect()
+    await publish_tick()
+    await first.receive_json_from()
+    second = WebsocketCommunicator(application, "/ws")
+    await second.connect()
+    hello = await second.receive_json_from()
+    assert hello["data"]["tick"] == TICK
+    assert hello["data"]["epoch"] == "e1"
+    assert hello["data"]["clients"] == 2
+    await first.disconnect()
+    await second.disconnect()
+
+
+@pytest.mark.parametrize(
+    "raw, fragment",
+    [
+        ("not json", "not valid JSON"),
+        ("[1, 2]", "JSON object"),
+        ('{"kind": "excite"}', "type"),
+        ('{"type": "teleport"}', "unknown message type"),
+        ('{"type": "stimulus", "kind": "tickle", "intensity": 0.5}', "invalid stimulus"),
+        ('{"type": "stimulus", "kind": "excite", "intensity": 7}', "invalid stimulus"),
+        ('{"type": "stimulus", "kind": "excite", "intensity": 0.5, "ref": {"a": 1}}', "ref"),
+        ("x" * 20000, "longer than"),
+    ],
+)
+async def test_malformed_messages_get_an_error_and_the_socket_stays_open(raw, fragment):
+    communicator = await connect()
+    await communicator.send_to(text_data=raw)
+    reply = await communicator.receive_json_from()
+    assert reply["type"] == "error" and fragment in reply["error"]
+    await communicator.send_json_to({"type": "ping", "data": 1})
+    pong = await communicator.receive_json_from()
+    assert pong["type"] == "pong" and pong["data"]["echo"] == 1
+    await communicator.disconnect()
+
+
+async def test_binary_frames_are_refused_politely():
+    communicator = await connect()
+    await communicator.send_to(bytes_data=b"\x00\x01")
+    reply = await communicator.receive_json_from()
+    assert reply["type"] == "error"
+    await communicator.disconnect()
+
+
+async def test_heartbeat_and_get_state_answer_with_the_latest_tick():
+    communicator = await connect()
+    await publish_tick()
+    await communicator.receive_json_from()
+    await communicator.send_json_to({"type": "heartbeat"})
+    reply = await communicator.receive_json_from()
+    assert reply["type"] == "heartbeat_response" and reply["data"]["tick_number"] == 7
+    await communicator.send_json_to({"type": "get_state"})
+    assert await communicator.receive_json_from() == {"type": "state", "data": TICK}
+    await communicator.disconnect()
+
+
+async def test_stimulus_goes_to_the_engine_and_is_acknowledged_by_the_tick_that_applied_it(clean_layer):
+    engine_channel = await clean_layer.new_channel()
+    await clean_layer.group_add(ENGINE_GROUP, engine_channel)
+    communicator = await connect()
+    await communicator.send_json_to({"type": "stimulus", "kind": "excite", "intensity": 0.8, "ref": "s-1"})
+    received = await asyncio.wait_for(clean_layer.receive(engine_channel), 2)
+    assert received["type"] == "engine.stimulus"
+    assert (received["kind"], received["intensity"], received["ref"]) == ("excite", 0.8, "s-1")
+    await publish_tick({**TICK, "tick_number": 8}, stimuli=[{"key": received["key"], "ref": "s-1"}])
+    messages = [await communicator.receive_json_from(), await communicator.receive_json_from()]
+    assert {"type": "stimulus_applied", "data": {"ref": "s-1", "tick_number": 8}} in messages
+    await communicator.disconnect()
+
+
+class StuckSocket:
+    """An ASGI send whose socket stops being writable after `writable` frames."""
+
+    def __init__(self, writable: int) -> None:
+        self.writable = writable
+        self.frames: list[dict] = []
+        self.gate = asyncio.get_running_loop().create_future()
+
+    async def __call__(self, message: dict) -> None:
+        if len(self.frames) >= self.writable and message["type"] == "websocket.send":
+            await self.gate
+        self.frames.append(message)
+
+
+def tick_frame(n: int) -> dict:
+    return frame_text({"type": "tick", "data": {"tick_number": n}})
+
+
+def numbers(frames: list[dict]) -> list[int]:
+    return [json.loads(f["text"])["data"]["tick_number"] for f in frames if f["type"] == "websocket.send"]
+
+
+async def test_a_stalled_client_skips_to_the_newest_tick_without_holding_others_back():
+    hub = StreamHub(slow_after=50)
+    stalled_send, healthy_send = StuckSocket(writable=2), StuckSocket(writable=10**9)
+    stalled, healthy = Client(stalled_send, hub), Client(healthy_send, hub)
+    hub.register(stalled)
+    hub.register(healthy)
+    for n in range(1, 11):
+        hub.broadcast(tick_frame(n))
+    assert numbers(healthy_send.frames) == list(range(1, 11))
+    assert numbers(stalled_send.frames) == [1, 2]
+    stalled_send.gate.set_result(None)  # the socket drains again
+    await asyncio.sleep(0)
+    # the frame that was in flight, then straight to the newest: the gap shows in tick_number
+    assert numbers(stalled_send.frames) == [1, 2, 3, 10]
+    hub.broadcast(tick_frame(11))
+    assert numbers(stalled_send.frames)[-1] == 11
+
+
+async def test_a_client_that_stays_behind_is_closed_with_the_slow_client_code():
+    hub = StreamHub(slow_after=5)
+    send = StuckSocket(writable=1)
+    client = Client(send, hub)
+    hub.register(client)
+    for n in range(1, 20):
+        hub.broadcast(tick_frame(n))
+    assert client.id not in hub.clients and hub.evicted == 1
+    send.gate.set_result(None)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    closes = [f for f in send.frames if f["type"] == "websocket.close"]
+    assert closes and closes[0]["code"] == CLOSE_SLOW_CLIENT
+
+
+async def test_a_send_that_fails_drops_the_client():
+    hub = StreamHub()
+
+    async def gone(message):
+        raise ConnectionResetError("peer went away")
+
+    client = Client(gone, hub)
+    hub.register(client)
+    hub.broadcast(tick_frame(1))
+    assert hub.clients == {}
+
+
+async def test_each_tick_is_encoded_once_for_all_clients(monkeypatch):
+    import consciousness.stream as stream
+
+    calls = []
+    real = stream.frame_text
+    monkeypatch.setattr(stream, "frame_text", lambda message: calls.append(message) or real(message))
+    hub = StreamHub()
+    sends = [StuckSocket(writable=10**9) for _ in range(25)]
+    for send in sends:
+        hub.register(Client(send, hub))
+    hub.dispatch({"type": "tick.update", "tick": TICK, "epoch": "e"})
+    assert len(calls) == 1
+    assert all(send.frames[0] is sends[0].frames[0] for send in sends)

@@ -1,0 +1,103 @@
+"""Helpers for tests that run DAWN as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Site:
+    """A DAWN installation of its own: a database and a log folder under a temporary directory."""
+
+    def __init__(self, tmp_path: Path, *, database_url: str | None = None, redis_url: str | None = None) -> None:
+        self.tmp_path = tmp_path
+        self.db_path = tmp_path / "dawn.sqlite3"
+        self.env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
+        self.env.update(
+            {
+                "DATABASE_URL": database_url or f"sqlite:///{self.db_path}",
+                "DAWN_LOG_DIR": str(tmp_path / "logs"),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        if redis_url:
+            self.env["REDIS_URL"] = redis_url
+
+    def manage(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+        completed = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        if check and completed.returncode != 0:
+            raise AssertionError(f"manage.py {' '.join(args)} exited {completed.returncode}:\n{completed.stderr}")
+        return completed
+
+    def spawn(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def migrate(self) -> Site:
+        self.manage("migrate", "--noinput")
+        return self
+
+    def export(self, *args: str) -> list[dict]:
+        return [json.loads(line) for line in self.manage("exportticks", *args).stdout.splitlines() if line]
+
+    def persisted_max(self) -> int:
+        """Highest persisted tick_number, read straight from the SQLite file."""
+        try:
+            with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=5) as conn:
+                row = conn.execute("SELECT MAX(tick_number) FROM consciousness_tick").fetchone()
+        except sqlite3.OperationalError:
+            return 0
+        return row[0] or 0
+
+    def wait_for_tick(self, number: int, process: subprocess.Popen, timeout: float = 30) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            current = self.persisted_max()
+            if current >= number:
+                return current
+            if process.poll() is not None:
+                raise AssertionError(f"runtick exited early ({process.returncode}): {process.stderr.read()}")
+            time.sleep(0.02)
+        raise AssertionError(f"tick {number} was not persisted within {timeout} s")
+
+
+def without_timestamps(ticks: list[dict]) -> list[dict]:
+    return [{k: v for k, v in tick.items() if k != "timestamp"} for tick in ticks]
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers, whatever the status
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"{url} did not answer within {timeout} s")
