@@ -256,8 +256,8 @@ def mood_from(score: float, dead_zone: float = 0.5) -> str:
     return "neutral"
 
 
-def unit_ranges(indices: Sequence[int]) -> str:
-    """[3,4,5,6,7,12] -> 'units 3-7, 12' (one 'unit' when a single index)."""
+def unit_ranges(indices: Sequence[int], max_parts: int | None = None) -> str:
+    """[3,4,5,6,7,12] -> 'units 3-7, 12' (one 'unit' when a single index); '...' past max_parts ranges."""
     idx = sorted(int(i) for i in indices)
     if not idx:
         return "no units"
@@ -269,6 +269,8 @@ def unit_ranges(indices: Sequence[int]) -> str:
         parts.append(f"{start}-{prev}" if prev > start else f"{start}")
         if i is not None:
             start = prev = i
+    if max_parts is not None and len(parts) > max_parts:
+        parts = parts[:max_parts] + ["..."]
     return ("unit " if len(idx) == 1 else "units ") + ", ".join(parts)
 
 
