@@ -523,7 +523,7 @@ class Runner:
         self._launcher: _Launcher | None = None
         self._lock = asyncio.Lock()
         self._restart: asyncio.Task | None = None
-        self._last_attempt = 0.0
+        self._last_failure = float("-inf")
         self._running: set[_Child] = set()
         self._closed = False
 
@@ -547,12 +547,12 @@ class Runner:
         async with self._lock:
             if self._launcher is not None and self._launcher.alive:
                 return
-            self._last_attempt = time.monotonic()
             modules = sorted({spec.module for spec in self.registry.values()})
             launcher = _Launcher(self.root, modules)
             try:
                 await launcher.start()
             except Exception:  # noqa: BLE001
+                self._last_failure = time.monotonic()
                 logger.exception("process launcher failed to start; scripts start cold")
                 return
             if self._closed:
@@ -575,7 +575,7 @@ class Runner:
     def _restart_soon(self) -> None:
         if self._closed or (self._restart is not None and not self._restart.done()):
             return
-        if time.monotonic() - self._last_attempt < LAUNCHER_RETRY_S:
+        if time.monotonic() - self._last_failure < LAUNCHER_RETRY_S:
             return
         self._restart = asyncio.get_running_loop().create_task(self.start())
 
@@ -699,8 +699,10 @@ class Runner:
                 await asyncio.wait({exited}, timeout=KILL_WAIT_S)
             if exited.done() and not exited.cancelled() and exited.exception() is None:
                 exit_code, signum = exited.result()
-                # Give the pipes their EOF; an escaped (setsid) grandchild may hold them open.
-                await asyncio.wait(tasks[1:], timeout=DRAIN_S)
+            else:
+                child.kill()  # launcher lost: its group may still hold the pipes
+            # Read to EOF, which also means the group is dead; an escaped (setsid) grandchild may hold them open.
+            await asyncio.wait(tasks[1:], timeout=DRAIN_S)
         except BaseException:
             child.kill()
             if isinstance(child, _ColdChild) and not exited.done():
