@@ -39,8 +39,8 @@ IMAGE_SIZE = 256
 
 def fallback_patterns(activity: np.ndarray, k: int, rng: np.random.Generator) -> list[Pattern]:
     """Patterns from k-means on recent activity, for when long-term memory is still empty."""
-    k = min(k, activity.shape[0])
     fit = kmeans(activity, k, rng, iterations=30, restarts=2)
+    k = fit.centroids.shape[0]
     counts = np.bincount(fit.labels, minlength=k)
     baseline = activity.mean(axis=0)
     return [
@@ -155,7 +155,7 @@ def run(request: dict, emit: Emit) -> dict:
     else:
         source = "recent activity"
         patterns = fallback_patterns(ctx.activity, params["fallback_k"], rng)
-    emit(f"dreaming from {len(patterns)} patterns of {source}")
+    emit(f"dreaming from {len(patterns)} pattern{'s' if len(patterns) != 1 else ''} of {source}")
 
     centroids = np.array([p.centroid for p in patterns])
     weights = np.array([p.weight for p in patterns])
@@ -176,7 +176,8 @@ def run(request: dict, emit: Emit) -> dict:
         "patterns_visited": float(features["visited"]),
     }
     analysis = (
-        f"Dreamt {seq.shape[0]} frames from {len(patterns)} patterns of {source}, visiting {features['visited']}; "
+        f"Dreamt {seq.shape[0]} frames from {len(patterns)} pattern{'s' if len(patterns) != 1 else ''} of {source}, "
+        f"visiting {features['visited']}; "
         f"valence {features['valence']:+.2f}, brightness {features['brightness']:.2f}, {features['shifts']} sudden shifts."
     )
     return {

@@ -49,7 +49,9 @@ class KMeansResult:
 
 
 def _sq_dist(data: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    return ((data[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
+    """Squared Euclidean distances (rows x centroids) without a rows x centroids x features temporary."""
+    sq = (data**2).sum(axis=1)[:, None] - 2.0 * data @ centroids.T + (centroids**2).sum(axis=1)[None, :]
+    return np.maximum(sq, 0.0)
 
 
 def kmeans_pp_init(data: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -66,9 +68,13 @@ def kmeans_pp_init(data: np.ndarray, k: int, rng: np.random.Generator) -> np.nda
 
 
 def kmeans(data: np.ndarray, k: int, rng: np.random.Generator, iterations: int = 50, restarts: int = 1) -> KMeansResult:
-    """Lloyd's k-means from k-means++ seeds, best of `restarts`; an emptied cluster takes the worst-fit row."""
-    if not 1 <= k <= data.shape[0]:
-        raise ValueError(f"k={k} needs at least {k} rows of activity, got {data.shape[0]}")
+    """Lloyd's k-means from k-means++ seeds, best of `restarts`; an emptied cluster takes the worst-fit row.
+
+    k is lowered to the number of distinct rows, so repeated states never yield duplicate clusters.
+    """
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    k = min(k, int(np.unique(data, axis=0).shape[0]))
     best = None
     for _ in range(restarts):
         centroids = kmeans_pp_init(data, k, rng)
@@ -90,7 +96,9 @@ def kmeans(data: np.ndarray, k: int, rng: np.random.Generator, iterations: int =
             if np.array_equal(new_labels, labels):
                 break
             labels = new_labels
-            centroids = np.array([data[labels == j].mean(axis=0) for j in range(k)])
+            onehot = np.zeros((data.shape[0], k))
+            onehot[np.arange(data.shape[0]), labels] = 1.0
+            centroids = (onehot.T @ data) / counts[:, None]
         inertia = float(_sq_dist(data, centroids)[np.arange(data.shape[0]), labels].sum())
         if best is None or inertia < best.inertia:
             best = KMeansResult(centroids, labels, inertia, used)
@@ -159,6 +167,9 @@ def run(request: dict, emit: Emit) -> dict:
     emit(f"clustering {ticks} ticks of {data.shape[1]} features into {k} patterns")
 
     fit = kmeans(data, k, rng, params["iterations"], params["restarts"])
+    if fit.centroids.shape[0] < k:
+        k = fit.centroids.shape[0]
+        emit(f"only {k} distinct states, forming {k} patterns")
     total_ss = float(((data - data.mean(axis=0)) ** 2).sum())
     explained = 1.0 - fit.inertia / total_ss if total_ss > 1e-12 else 1.0
     explained = clip(explained, 0.0, 1.0)
@@ -192,7 +203,7 @@ def run(request: dict, emit: Emit) -> dict:
     quality = "tightly" if explained >= 0.6 else "loosely" if explained >= 0.3 else "poorly"
     analysis = (
         f"Consolidated ticks {first_tick}-{ctx.tick_number} into {k} pattern{'s' if k != 1 else ''} that {quality} "
-        f"explain {explained:.0%} of the variation; the dominant one ({patterns[0]['label']}) covers "
+        f"explain{'s' if k == 1 else ''} {explained:.0%} of the variation; the dominant one ({patterns[0]['label']}) covers "
         f"{patterns[0]['weight']:.0%} of ticks."
     )
     relief = clip(0.2 + 0.4 * explained, 0.2, 0.6)
