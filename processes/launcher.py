@@ -46,10 +46,6 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
 
-class BadRequest(ValueError):
-    """Raised by a script's run() (or any ValueError) to exit with code 2."""
-
-
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 

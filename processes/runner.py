@@ -7,8 +7,21 @@ timeout and capped output. Children are forked from a pre-warmed launcher
 is unavailable) started cold with ``python -m processes.launcher run``; both
 paths call the same ``run_module_main`` so they behave the same.
 
-Limitation: a script that calls setsid() (or setpgid) in a grandchild leaves the
-process group and so escapes the group kill; plain forks do not survive.
+Use one Runner per event loop: the launcher is watched by the loop that
+started it (executions from another loop start cold).
+
+Limitations:
+- A script that calls setsid() (or setpgid) in a grandchild leaves the process
+  group and so escapes the group kill; plain forks do not survive. Such an
+  escapee holding the pipes costs DRAIN_S before execute() returns.
+- Warm children run the code the launcher imported at start(): after editing a
+  script, restart the server (or the Runner) to pick it up.
+- Warm children inherit the launcher's address space (numpy, PIL, the scripts:
+  about 120 MB virtual), which counts against RLIMIT_AS as it would after the
+  same imports in a cold start.
+- Cold children's forked orphans are reparented to init (the launcher is a
+  subreaper for warm ones); they are killed but reaped by init.
+- No RLIMIT_NPROC: it counts all processes of the user, not of the script.
 """
 from __future__ import annotations
 
@@ -27,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping
 
@@ -270,6 +283,7 @@ class _Launcher:
         self.pending: dict[int, _Pending] = {}
         self.ids = itertools.count(1)
         self.ready: asyncio.Future | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.lost = False
 
     @property
@@ -281,7 +295,7 @@ class _Launcher:
         return self.proc.pid if self.proc else None
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self.loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.proc = subprocess.Popen(
@@ -582,7 +596,8 @@ class Runner:
     async def _spawn(self, spec: ScriptSpec, workdir: str) -> tuple[_Child, _Pipes]:
         if self.warm:
             launcher = self._launcher
-            if launcher is not None and launcher.alive:
+            # The launcher's socket is watched by the loop that started it; other loops start cold.
+            if launcher is not None and launcher.alive and launcher.loop is asyncio.get_running_loop():
                 pipes = _Pipes()
                 try:
                     child = await launcher.spawn(spec, workdir, pipes.child_ends)

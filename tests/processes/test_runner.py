@@ -37,6 +37,7 @@ REGISTRY = {
         spec("hog"),
         spec("forker", timeout_s=1.0),
         spec("crash"),
+        spec("broken"),
         spec("badjson"),
         spec("badrequest"),
         spec("spew"),
@@ -178,6 +179,14 @@ async def test_crash_fails_with_exit_code_and_message(runner):
     assert ex.exit_code == 1
     assert ex.reason.startswith("exit code 1: ")
     assert "boom: the analysis fell over" in ex.reason
+
+
+@pytest.mark.asyncio
+async def test_module_failing_at_import_fails_the_run_not_the_launcher(runner):
+    ex = await runner.execute("broken", {})
+    assert ex.status == "failed"
+    assert ex.reason == "exit code 1: ImportError: broken on purpose"
+    assert (await runner.execute("ok", {})).status == "completed"
 
 
 @pytest.mark.asyncio
