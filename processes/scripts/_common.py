@@ -21,7 +21,6 @@ Emit = Callable[[str], None]
 RunFn = Callable[[dict, Emit], dict]
 
 MOODS = ("positive", "negative", "neutral")
-SERIES_NAMES = ("scup", "entropy", "neural_activity", "consciousness_unity", "memory_pressure")
 
 # Exit codes of main_entry.
 EXIT_OK = 0

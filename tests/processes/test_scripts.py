@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from processes.scripts import SCRIPTS
@@ -370,3 +372,51 @@ def test_dream_generator_rejects_mismatched_pattern(request_base):
     req = dict(copy.deepcopy(request_base), patterns=[{"centroid": [0.5] * 5, "weight": 1.0, "label": "x"}])
     with pytest.raises(ValueError, match="32 values"):
         dream_generator.run(req, lambda line: None)
+
+
+# --------------------------------------------------------------------------- main_entry in-process
+
+def _entry(monkeypatch, capsys, run_fn, stdin: str = '{"seed": 1}'):
+    from processes.scripts._common import main_entry
+
+    monkeypatch.setattr(sys, "argv", ["script"])
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    code = main_entry(run_fn)
+    return code, capsys.readouterr()
+
+
+def test_main_entry_success_prints_one_json_line(monkeypatch, capsys):
+    def run_fn(request, emit):
+        emit("step one\nstill one line")
+        return {"seed": request["seed"], "x": 1.5}
+
+    code, out = _entry(monkeypatch, capsys, run_fn)
+    assert code == 0
+    assert out.out == '{"seed":1,"x":1.5}\n'
+    assert out.err == "step one still one line\n"
+
+
+def test_main_entry_maps_errors_to_exit_codes(monkeypatch, capsys):
+    def bad(request, emit):
+        raise ParameterError("k", "must be >= 1")
+
+    def broken(request, emit):
+        raise RuntimeError("boom")
+
+    def nan(request, emit):
+        return {"x": float("nan")}
+
+    code, out = _entry(monkeypatch, capsys, bad)
+    assert (code, out.out, out.err) == (2, "", "bad request: k: must be >= 1\n")
+    code, out = _entry(monkeypatch, capsys, broken)
+    assert (code, out.out, out.err) == (1, "", "error: RuntimeError: boom\n")
+    code, out = _entry(monkeypatch, capsys, nan)
+    assert code == 1 and out.out == ""
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(min_value=0.0, max_value=1.0), st.integers(min_value=1, max_value=10))
+def test_validate_parameters_accepts_in_range_values(level, count):
+    got = validate_parameters(SCHEMA, {"level": level, "count": count})
+    assert got["level"] == level and type(got["level"]) is float
+    assert got["count"] == count and type(got["count"]) is int
