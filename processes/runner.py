@@ -377,7 +377,7 @@ class _Launcher:
             if not pending.started.done():
                 pending.started.set_exception(_LauncherUnavailable("launcher exited"))
             if not pending.exited.done():
-                pending.exited.set_exception(_LauncherLost())
+                pending.exited.set_exception(_LauncherLost("launcher exited unexpectedly; exit status unknown"))
         self.pending.clear()
         if self.proc is not None and self.proc.poll() is None:
             proc = self.proc
@@ -437,7 +437,7 @@ class _Launcher:
                 if not pending.started.done():
                     pending.started.set_exception(_LauncherUnavailable("runner closed"))
                 if not pending.exited.done():
-                    pending.exited.set_exception(_LauncherLost())
+                    pending.exited.set_exception(_LauncherLost("runner closed"))
             self.pending.clear()
         if self.proc is not None:
             try:
@@ -738,8 +738,10 @@ class Runner:
             return ended(TIMEOUT, f"timed out after {spec.timeout_s} s")
         if overflow.is_set():
             return ended(FAILED, f"output exceeded {spec.max_output_bytes} bytes")
-        if not exited.done() or exited.cancelled() or exited.exception() is not None:
-            return ended(FAILED, "launcher exited unexpectedly; exit status unknown")
+        if not exited.done() or exited.cancelled():
+            return ended(FAILED, "no exit status after SIGKILL")
+        if exited.exception() is not None:
+            return ended(FAILED, str(exited.exception()) or "exit status unknown")
         if exit_code != 0:
             return ended(FAILED, _failure_reason(exit_code, signum, lines.tail))
         try:
