@@ -1,0 +1,112 @@
+"""EngineConfig: the engine's parameters, validated from the plain `consciousness` mapping of config.yaml."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Validated engine parameters; build it with `from_mapping`."""
+
+    initial_scup: float = 50.0  # SCUP the first ticks start from
+    entropy_target: float = 0.5  # set point of the entropy homeostat
+    seed: int = 0
+    units: int = 32  # network size
+    modules: int = 4  # densely coupled groups of units, inhibiting each other
+    history_window: int = 256  # ticks of per-unit activity kept (correlations, chaos figures, context)
+    unity_window: int = 64  # recent ticks the unity / multi-state / entanglement figures look at
+    burn_in: int = 512  # ticks run at construction, so every buffer is full at tick 0
+    leak: float = 0.2  # fraction of the activity renewed each tick
+    gain: float = 4.0  # slope of the units' sigmoid
+    noise: float = 0.4  # initial noise temperature; the homeostat adapts it
+    homeostat_rate: float = 0.02  # log-temperature change per tick per unit of entropy error
+    entropy_bins: int = 10  # histogram bins of the activity entropy
+    memory_capacity: int = 64  # trace slots
+    memory_half_life: float = 300.0  # ticks for a trace to lose half its strength
+    memory_novelty: float = 0.12  # RMS distance from the last trace that makes a pattern worth storing
+    memory_interval: int = 20  # a trace is written at least this often (ticks)
+    mood_duration: float = 40.0  # mean ticks a mood lasts (4 s at 10 Hz)
+    valence_half_life: float = 100.0  # ticks for a process's mood influence to fade by half
+    scup_offset_half_life: float = 600.0  # ticks for the SCUP offset (initial and impacts) to halve
+    stimulus_half_life: float = 10.0  # ticks for a stimulus's effect to halve
+    max_firing_rate: float = 200.0  # Hz at activity 1
+
+    @classmethod
+    def from_mapping(cls, d: Mapping[str, Any]) -> EngineConfig:
+        """Validate a plain mapping; unknown keys or impossible values raise ValueError naming the key."""
+        if not isinstance(d, Mapping):
+            raise ValueError(f"engine configuration must be a mapping, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in d.items():
+            if key == "tick_rate":  # the loop's business, not the engine's
+                continue
+            if key not in known:
+                raise ValueError(f"unknown key {key!r} (known: tick_rate, {', '.join(sorted(known))})")
+            kind, valid, expectation = _RULES[key]
+            values[key] = _checked(key, value, kind, valid, expectation)
+        cfg = cls(**values)
+        cfg._check_consistency()
+        return cfg
+
+    def _check_consistency(self) -> None:
+        if self.modules > self.units:
+            raise ValueError(f"modules must be at most units ({self.units}), got {self.modules}")
+        if self.unity_window > self.history_window:
+            raise ValueError(f"unity_window must be at most history_window ({self.history_window}), got {self.unity_window}")
+        if self.burn_in < self.history_window:
+            raise ValueError(f"burn_in must be at least history_window ({self.history_window}), got {self.burn_in}")
+
+
+def _checked(key: str, value: Any, kind: type, valid: Callable[[Any], bool], expectation: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{key} must be a number, got {value!r}")
+    if kind is int:
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError(f"{key} must be an integer, got {value!r}")
+            value = int(value)
+    else:
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"{key} must be finite, got {value!r}")
+    if not valid(value):
+        raise ValueError(f"{key} must be {expectation}, got {value!r}")
+    return value
+
+
+def _positive(v: float) -> bool:
+    return v > 0
+
+
+# key -> (type, check, what the check expects)
+_RULES: dict[str, tuple[type, Callable[[Any], bool], str]] = {
+    "initial_scup": (float, lambda v: 0 <= v <= 100, "in 0..100"),
+    "entropy_target": (float, lambda v: 0 <= v <= 1, "in 0..1"),
+    "seed": (int, lambda v: 0 <= v < 2**128, "a non-negative integer below 2**128"),
+    "units": (int, lambda v: 4 <= v <= 512, "in 4..512"),
+    "modules": (int, lambda v: 1 <= v, "at least 1"),
+    "history_window": (int, lambda v: 64 <= v <= 4096, "in 64..4096"),
+    "unity_window": (int, lambda v: 8 <= v, "at least 8"),
+    "burn_in": (int, lambda v: v <= 100_000, "at most 100000"),
+    "leak": (float, lambda v: 0 < v <= 1, "in (0, 1]"),
+    "gain": (float, lambda v: 0 < v <= 50, "in (0, 50]"),
+    "noise": (float, lambda v: 0.01 <= v <= 5, "in 0.01..5"),
+    "homeostat_rate": (float, lambda v: 0 <= v <= 1, "in 0..1"),
+    "entropy_bins": (int, lambda v: 2 <= v <= 256, "in 2..256"),
+    "memory_capacity": (int, lambda v: 1 <= v <= 4096, "in 1..4096"),
+    "memory_half_life": (float, _positive, "positive"),
+    "memory_novelty": (float, lambda v: v >= 0, "non-negative"),
+    "memory_interval": (int, lambda v: v >= 1, "at least 1"),
+    "mood_duration": (float, lambda v: v >= 1, "at least 1 tick"),
+    "valence_half_life": (float, _positive, "positive"),
+    "scup_offset_half_life": (float, _positive, "positive"),
+    "stimulus_half_life": (float, _positive, "positive"),
+    "max_firing_rate": (float, _positive, "positive"),
+}
+
+assert set(_RULES) == {f.name for f in fields(EngineConfig)}, "every field needs a validation rule"
