@@ -22,7 +22,7 @@ class EngineConfig:
     burn_in: int = 512  # ticks run at construction, so every buffer is full at tick 0
     leak: float = 0.2  # fraction of the activity renewed each tick
     gain: float = 4.0  # slope of the units' sigmoid
-    noise: float = 0.4  # initial noise temperature; the homeostat adapts it
+    noise: float = 0.4  # noise amplitude at temperature 1 (the homeostat adapts the temperature)
     homeostat_rate: float = 0.02  # log-temperature change per tick per unit of entropy error
     entropy_bins: int = 10  # histogram bins of the activity entropy
     memory_capacity: int = 64  # trace slots

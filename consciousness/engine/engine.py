@@ -190,6 +190,7 @@ def _state_load(raw: dict, cfg: EngineConfig) -> EngineState:
     n, window, capacity = cfg.units, cfg.history_window, cfg.memory_capacity
     shapes = {
         "activity": (n,),
+        "adaptation": (n,),
         "history": (window, n),
         "series": (window, len(SERIES)),
         "stimulus_levels": (len(STIMULUS_KINDS),),

@@ -39,8 +39,14 @@ FOCUS_COMMON = 2.5  # amplitude of the input shared by all units per unit of foc
 FOCUS_QUIET = 1.0  # private noise is divided by 1 + FOCUS_QUIET * focus
 STIMULUS_LEVEL_MAX = 3.0  # a flood of stimuli saturates instead of blowing the network up
 
+# fatigue: an active unit tires, so a module that won the competition eventually lets another one win
+ADAPTATION_TAU = 100.0  # ticks for fatigue to follow activity
+ADAPTATION_STRENGTH = 1.5  # input removed per unit of fatigue
+
 # entropy homeostat
-LOG_TEMPERATURE_MIN = math.log(0.02)
+# temperature multiplies the noise and divides the gain: hot units are flat and noisy, so their activities
+# spread over the bins (high entropy); cold ones saturate at 0 or 1 (low entropy)
+LOG_TEMPERATURE_MIN = math.log(0.2)
 LOG_TEMPERATURE_MAX = math.log(5.0)
 ENTROPY_DRIVE_GAIN = 0.7  # log-temperature step of an impact with entropy_drive 1
 
@@ -81,9 +87,10 @@ def initial_state(cfg: EngineConfig, network: Network, construction: Generator, 
     state = EngineState(
         tick_number=-cfg.burn_in,
         activity=frozen(activity),
+        adaptation=frozen(activity.copy()),
         history=frozen(np.tile(activity, (window, 1))),
         series=frozen(np.zeros((window, len(SERIES)))),
-        log_temperature=math.log(cfg.noise),
+        log_temperature=0.0,
         stimulus_levels=frozen(np.zeros(len(STIMULUS_KINDS))),
         memory_traces=frozen(np.zeros((cfg.memory_capacity, n))),
         memory_strengths=frozen(np.zeros(cfg.memory_capacity)),
@@ -159,11 +166,13 @@ def step(
     private = dynamics.standard_normal(cfg.units)
     common = float(dynamics.standard_normal())
     temperature = math.exp(state.log_temperature)
-    gain = cfg.gain / (1.0 + CALM_GAIN * calm)
-    drive = network.coupling @ state.activity + network.bias + EXCITE_DRIVE * excite - CALM_DRIVE * calm
-    noise = temperature * (1.0 + CHAOS_NOISE * chaos) / (1.0 + FOCUS_QUIET * focus)
+    gain = cfg.gain / (temperature * (1.0 + CALM_GAIN * calm))
+    drive = network.coupling @ state.activity + network.bias - ADAPTATION_STRENGTH * (state.adaptation - 0.5)
+    drive += EXCITE_DRIVE * excite - CALM_DRIVE * calm
+    noise = cfg.noise * temperature * (1.0 + CHAOS_NOISE * chaos) / (1.0 + FOCUS_QUIET * focus)
     target = sigmoid(gain * drive + noise * private + FOCUS_COMMON * focus * common)
     activity = (1.0 - cfg.leak) * state.activity + cfg.leak * target
+    adaptation = state.adaptation + (activity - state.adaptation) / ADAPTATION_TAU
     history = np.concatenate((state.history[1:], activity[None, :]), axis=0)
 
     # figures of the network
@@ -248,6 +257,7 @@ def step(
     new = EngineState(
         tick_number=tick_number,
         activity=frozen(activity),
+        adaptation=frozen(adaptation),
         history=frozen(history),
         series=frozen(series),
         log_temperature=float(log_temperature),

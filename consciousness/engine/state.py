@@ -29,9 +29,10 @@ class EngineState:
 
     tick_number: int
     activity: np.ndarray  # (units,) activity in 0..1
+    adaptation: np.ndarray  # (units,) fatigue: a slow average of activity that inhibits the unit
     history: np.ndarray  # (history_window, units) per-unit activity, oldest first, last row = activity
     series: np.ndarray  # (history_window, len(SERIES)) scalar figures, oldest first
-    log_temperature: float  # log of the noise temperature the entropy homeostat adapts
+    log_temperature: float  # log of the temperature (noise up, gain down) the entropy homeostat adapts
     stimulus_levels: np.ndarray  # (len(STIMULUS_KINDS),) decaying traces of the stimuli received
     memory_traces: np.ndarray  # (memory_capacity, units) stored activity patterns
     memory_strengths: np.ndarray  # (memory_capacity,) strength of each trace, 0 for an empty slot
