@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from typing import Any
 
 from consciousness.engine import StepResult
@@ -72,6 +73,49 @@ class LatestPublisher:
                 await asyncio.wait_for(self.layer.group_send(self.group, message), self.timeout)
             except Exception:
                 pass
+        self._task.cancel()
+        try:
+            await self._task
+        except BaseException:
+            pass
+
+
+class QueuePublisher:
+    """Send messages to a group in order from a background task; past `limit` waiting, the oldest go."""
+
+    def __init__(self, layer: Any, group: str, *, limit: int = 1000, timeout: float = 2.0) -> None:
+        self.layer = layer
+        self.group = group
+        self.timeout = timeout
+        self._queue: deque[dict] = deque(maxlen=limit)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    def offer(self, message: dict) -> None:
+        self._queue.append(message)
+        self._wake.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._drain(), name=f"publish-queue:{self.group}")
+
+    async def _drain(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                try:
+                    await asyncio.wait_for(self.layer.group_send(self.group, self._queue.popleft()), self.timeout)
+                except Exception as exc:
+                    logger.warning("group_send to %s failed: %r", self.group, exc)
+
+    async def close(self) -> None:
+        """Deliver what is queued (bounded by the timeout per message), then stop."""
+        if self._task is None:
+            return
+        while self._queue:
+            try:
+                await asyncio.wait_for(self.layer.group_send(self.group, self._queue.popleft()), self.timeout)
+            except Exception:
+                break
         self._task.cancel()
         try:
             await self._task

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from consciousness.broadcast import ENGINE_GROUP
@@ -24,6 +25,8 @@ class EngineInbox:
         self._impacts: list[Impact] = []
         self.active_processes: tuple[str, ...] = ()
         self.applied: list[dict] = []  # keys and refs of the stimuli the last tick applied
+        self.taken_impacts: tuple[Impact, ...] = ()  # the impacts the last tick applied
+        self._handlers: dict[str, Callable[[dict], None]] = {"engine.stimulus": self._on_stimulus}
         self._task: asyncio.Task | None = None
         self._channel: str | None = None
         self._layer: Any = None
@@ -41,6 +44,7 @@ class EngineInbox:
         """The inputs of the next tick; stimuli beyond the per-tick cap wait for the following ones."""
         taken = [self._stimuli.popleft() for _ in range(min(len(self._stimuli), MAX_STIMULI_PER_TICK))]
         impacts, self._impacts = tuple(self._impacts), []
+        self.taken_impacts = impacts
         self.applied = [meta for _stimulus, meta in taken if meta["key"]]
         return StepInputs(
             timestamp=timestamp,
@@ -76,15 +80,28 @@ class EngineInbox:
                 continue
             self.dispatch(message)
 
+    def on(self, message_type: str, handler: Callable[[dict], None]) -> None:
+        """Route another engine message type (e.g. process wake-ups) to `handler`."""
+        self._handlers[message_type] = handler
+
     def dispatch(self, message: dict) -> None:
-        if message.get("type") == "engine.stimulus":
-            try:
-                stimulus = Stimulus.from_mapping({"kind": message.get("kind"), "intensity": message.get("intensity")})
-            except ValueError as exc:  # consumers validate first; this guards other senders
-                logger.warning("dropping an invalid stimulus: %s", exc)
-                return
-            if not self.add_stimulus(stimulus, key=message.get("key"), ref=message.get("ref")):
-                logger.warning("stimulus queue full; dropping %r", message.get("ref"))
+        handler = self._handlers.get(message.get("type"))
+        if handler is None:
+            logger.warning("engine inbox ignores a message of type %r", message.get("type"))
+            return
+        try:
+            handler(message)
+        except Exception:
+            logger.exception("engine inbox could not handle %r", message.get("type"))
+
+    def _on_stimulus(self, message: dict) -> None:
+        try:
+            stimulus = Stimulus.from_mapping({"kind": message.get("kind"), "intensity": message.get("intensity")})
+        except ValueError as exc:  # consumers validate first; this guards other senders
+            logger.warning("dropping an invalid stimulus: %s", exc)
+            return
+        if not self.add_stimulus(stimulus, key=message.get("key"), ref=message.get("ref")):
+            logger.warning("stimulus queue full; dropping %r", message.get("ref"))
 
     async def close(self) -> None:
         if self._task is not None:

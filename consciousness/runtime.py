@@ -16,7 +16,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from consciousness import selectors, services
-from consciousness.broadcast import STREAM_GROUP, LatestPublisher, tick_payload
+from consciousness.broadcast import STREAM_GROUP, LatestPublisher, QueuePublisher, tick_payload
 from consciousness.engine import Engine, EngineConfig, StepResult
 from consciousness.inbox import EngineInbox
 from consciousness.lock import EngineLock
@@ -147,10 +147,14 @@ class EngineRuntime:
                 message["stimuli"] = inbox.applied
             publisher.offer(message)
 
+        events = QueuePublisher(layer, STREAM_GROUP)
+        dispatcher = self._dispatcher(lambda event: events.offer({"type": "stream.event", "event": event}))
+        sinks = [history, broadcast, self._process_sink(dispatcher)]
+
         self.loop = TickLoop(
             engine=self.engine,
             rate=self.options.rate,
-            sinks=[history, broadcast],
+            sinks=sinks,
             inputs=inbox.take,
             max_ticks=self.options.max_ticks,
             until=self.options.until,
@@ -158,6 +162,7 @@ class EngineRuntime:
         serve_task = None
         try:
             await inbox.listen(layer)
+            await dispatcher.start()
             if self.sock is not None:
                 serve_task = await self._serve()
             logger.info(
@@ -170,8 +175,10 @@ class EngineRuntime:
             )
             return await self.loop.run()
         finally:
+            await dispatcher.close()
             await history.close()
             await publisher.close()
+            await events.close()
             await inbox.close()
             if serve_task is not None:
                 await self._stop_serving(serve_task)
@@ -184,6 +191,35 @@ class EngineRuntime:
                 history.flushed_ticks,
                 self.loop.slots_skipped,
             )
+
+    def _dispatcher(self, publish):
+        from processes.dispatcher import ProcessDispatcher
+        from processes.registry import script_specs
+        from processes.runner import Runner
+
+        return ProcessDispatcher(
+            runner=Runner(script_specs(), cwd=settings.BASE_DIR),
+            engine=self.engine,
+            inbox=self.inbox,
+            publish=publish,
+            max_concurrent=self.config["processes"]["max_concurrent"],
+        )
+
+    def _process_sink(self, dispatcher):
+        """After each tick: record applied impacts, and (unless --no-processes) fire the tick rules."""
+        from processes.triggers import TriggerRules
+
+        rules = TriggerRules(self.config["processes"]["auto_triggers"]) if self.options.processes else None
+        inbox = self.inbox
+
+        async def process_sink(result: StepResult) -> None:
+            if inbox.taken_impacts:
+                dispatcher.after_tick(result.state.tick_number)
+            if rules is not None:
+                for rule in rules.fire(result.tick):
+                    dispatcher.enqueue(script=rule.script, trigger=rule.label)
+
+        return process_sink
 
     async def _serve(self) -> asyncio.Task:
         from consciousness.server import embedded_server

@@ -182,10 +182,10 @@ class StreamHub:
             self.latest_epoch = message.get("epoch")
             self.latest_received_at = time.time()
             self.broadcast(frame_text({"type": "tick", "data": message["tick"]}))
+            if message.get("stimuli"):
+                self._acknowledge(message["stimuli"], message["tick"]["tick_number"])
         elif kind == "stream.event":
             self.broadcast(frame_text(message["event"]))
-        elif kind == "stimulus.applied":
-            self._acknowledge(message)
 
     def broadcast(self, asgi_message: dict) -> None:
         """Offer one pre-encoded frame to every local client."""
@@ -218,12 +218,13 @@ class StreamHub:
         if len(self._stimulus_origin) > 10_000:  # refs of clients that left before their tick
             self._stimulus_origin.pop(next(iter(self._stimulus_origin)))
 
-    def _acknowledge(self, message: dict) -> None:
-        for item in message.get("stimuli", ()):
-            client_id = self._stimulus_origin.pop(item.get("key", ""), None)
+    def _acknowledge(self, stimuli: list[dict], tick_number: int) -> None:
+        """Tell the local clients that sent these stimuli which tick applied them."""
+        for item in stimuli:
+            client_id = self._stimulus_origin.pop(item.get("key") or "", None)
             client = self.clients.get(client_id) if client_id else None
             if client is not None:
-                ack = {"type": "stimulus_applied", "data": {"ref": item.get("ref"), "tick_number": message["tick_number"]}}
+                ack = {"type": "stimulus_applied", "data": {"ref": item.get("ref"), "tick_number": tick_number}}
                 client.offer(frame_text(ack))
 
 

@@ -112,7 +112,6 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "EXCEPTION_HANDLER": "dawn_site.errors.api_exception_handler",
-    "PAGE_SIZE": 100,
 }
 
 LOG_DIR = Path(os.environ.get("DAWN_LOG_DIR") or BASE_DIR / "logs")

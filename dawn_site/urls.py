@@ -1,7 +1,13 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
 
 from consciousness.api import HealthView, StateView, TickHistoryView
+from processes.api import ConsolidationViewSet, ProcessCatalogueView, RunViewSet
+
+router = DefaultRouter(trailing_slash=True)
+router.register("runs", RunViewSet, basename="run")
+router.register("consolidations", ConsolidationViewSet, basename="consolidation")
 
 handler404 = "dawn_site.errors.json_404"
 handler500 = "dawn_site.errors.json_500"
@@ -10,5 +16,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/state/", StateView.as_view(), name="state"),
     path("api/ticks/", TickHistoryView.as_view(), name="ticks"),
+    path("api/processes/", ProcessCatalogueView.as_view(), name="processes"),
+    path("api/", include(router.urls)),
     path("health/", HealthView.as_view(), name="health"),
 ]

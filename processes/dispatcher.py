@@ -1,0 +1,209 @@
+"""ProcessDispatcher: runs queued ProcessRuns inside runtick and feeds their results back to the engine.
+
+The database row is the record and the queue: any serving process may queue a run and send a wake-up
+through the channel layer; this dispatcher (one per engine) claims runs in order, at most
+`max_concurrent` at a time, and polls as well, so a lost wake-up only delays a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from django.db import close_old_connections, connections
+
+from consciousness.engine import Engine, Impact
+from consciousness.inbox import EngineInbox
+from processes import selectors, services
+from processes.models import ProcessRun
+from processes.runner import Execution, Runner
+
+logger = logging.getLogger(__name__)
+
+CONTEXT_WINDOW = 128
+POLL_S = 1.0
+SHUTDOWN_GRACE_S = 5.0
+
+
+def run_seed(*, script: str, parameters: dict, tick_number: int) -> int:
+    """Same script, parameters and engine tick: same seed, hence the same result."""
+    digest = hashlib.sha256(json.dumps([script, parameters, tick_number], sort_keys=True).encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def context_summary(context: dict) -> dict:
+    """What a run's record keeps of the context (the full activity history is large and in the tick log)."""
+    return {k: context[k] for k in ("tick_number", "scup", "entropy", "mood", "neural_activity", "consciousness_unity", "memory_pressure") if k in context}
+
+
+class ProcessDispatcher:
+    def __init__(
+        self,
+        *,
+        runner: Runner,
+        engine: Engine,
+        inbox: EngineInbox,
+        publish: Callable[[dict], None],
+        max_concurrent: int,
+    ) -> None:
+        self.runner = runner
+        self.engine = engine
+        self.inbox = inbox
+        self.publish = publish
+        self.max_concurrent = max_concurrent
+        self.running: dict[int, tuple[ProcessRun, asyncio.Event, asyncio.Task]] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._closing = False
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dawn-processes")
+        self._contexts: dict[int, dict] = {}  # contexts captured when a rule fired, by run id
+        self._enqueuing: set[asyncio.Task] = set()
+
+    async def db(self, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
+        def call() -> Any:
+            close_old_connections()
+            return fn(**kwargs)
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def start(self) -> None:
+        abandoned = await self.db(services.runs_abandon_running)
+        if abandoned:
+            logger.warning("%d runs were running when the last runner stopped: marked abandoned", abandoned)
+        await self.runner.start()
+        self.inbox.on("engine.processes", lambda message: self.wake())
+        self.inbox.on("engine.process_cancel", self._on_cancel)
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="dawn-process-dispatcher")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def enqueue(self, *, script: str, trigger: str) -> None:
+        """Queue an auto-triggered run without blocking the tick: the context is the state of this tick."""
+        if self._closing:
+            return
+        context = self.engine.context(CONTEXT_WINDOW)
+        task = asyncio.get_running_loop().create_task(self._enqueue(script, trigger, context))
+        self._enqueuing.add(task)
+        task.add_done_callback(self._enqueuing.discard)
+
+    async def _enqueue(self, script: str, trigger: str, context: dict) -> None:
+        try:
+            run = await self.db(services.run_create, script=script, trigger=trigger, wake=False)
+        except Exception:
+            logger.exception("could not queue %s for %s", script, trigger)
+            return
+        self._contexts[run.pk] = context
+        self.wake()
+
+    def _on_cancel(self, message: dict) -> None:
+        entry = self.running.get(message.get("run"))
+        if entry is not None:
+            entry[1].set()
+
+    async def _loop(self) -> None:
+        while not self._closing:
+            try:
+                await asyncio.wait_for(self._wake.wait(), POLL_S)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self._fill()
+            except Exception:
+                logger.exception("process dispatcher could not claim runs")
+
+    async def _fill(self) -> None:
+        while not self._closing and len(self.running) < self.max_concurrent:
+            run = await self.db(services.run_claim_next)
+            if run is None:
+                return
+            cancel = asyncio.Event()
+            task = asyncio.get_running_loop().create_task(self._execute(run, cancel), name=f"run:{run.process_id}")
+            self.running[run.pk] = (run, cancel, task)
+            self._refresh_active()
+
+    def _refresh_active(self) -> None:
+        self.inbox.active_processes = tuple(sorted({run.script for run, _cancel, _task in self.running.values()}))
+
+    async def _execute(self, run: ProcessRun, cancel: asyncio.Event) -> None:
+        try:
+            context = self._contexts.pop(run.pk, None) or self.engine.context(CONTEXT_WINDOW)
+            seed = run_seed(script=run.script, parameters=run.parameters, tick_number=context["tick_number"])
+            patterns = await self.db(selectors.patterns_recent) if run.script == "dream_generator" else []
+            await self.db(services.run_started, run=run, context=context_summary(context), seed=seed, tick_number=context["tick_number"])
+            self.publish({"type": "process", "data": run.as_process_output()})
+            if run.cancel_requested:
+                cancel.set()
+
+            def on_line(line: str) -> None:
+                self.publish({"type": "process_output", "data": {"process_id": run.process_id, "line": line}})
+
+            request = {"parameters": run.parameters, "seed": seed, "context": context, "patterns": patterns}
+            execution = await self.runner.execute(run.script, request, on_line=on_line, cancel=cancel)
+        except Exception as exc:
+            logger.exception("run %s could not be executed", run.process_id)
+            execution = Execution(
+                status="failed", result=None, exit_code=None, signal=None, reason=f"runner error: {exc!r}",
+                started_at=0.0, ended_at=0.0, pid=None,
+            )
+        try:
+            run = await self.db(services.run_finished, run=run, execution=execution)
+            if run.status == ProcessRun.Status.COMPLETED and run.consciousness_impact:
+                self._feed_back(run)
+            self.publish({"type": "process", "data": run.as_process_output()})
+        except Exception:
+            logger.exception("run %s could not be recorded", run.process_id)
+        finally:
+            self.running.pop(run.pk, None)
+            self._refresh_active()
+            self.wake()
+
+    def _feed_back(self, run: ProcessRun) -> None:
+        try:
+            impact = Impact.from_mapping({**run.consciousness_impact, "source": run.process_id})
+        except ValueError as exc:
+            logger.warning("run %s has an unusable impact (%s): ignored", run.process_id, exc)
+            return
+        self.inbox.add_impact(impact)
+
+    def after_tick(self, tick_number: int) -> None:
+        """Record (off the tick) which tick applied the impacts the inbox handed to it."""
+        for impact in self.inbox.taken_impacts:
+            task = asyncio.get_running_loop().create_task(
+                self.db(services.run_applied, process_id=impact.source, tick_number=tick_number)
+            )
+            self._enqueuing.add(task)
+            task.add_done_callback(self._enqueuing.discard)
+
+    async def close(self) -> None:
+        """Let queued and running runs finish for a few seconds, then cancel what still runs.
+
+        Runs still queued after that stay queued: the next runtick executes them.
+        """
+        if self._enqueuing:
+            await asyncio.wait(set(self._enqueuing), timeout=SHUTDOWN_GRACE_S)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        deadline = asyncio.get_running_loop().time() + SHUTDOWN_GRACE_S
+        while asyncio.get_running_loop().time() < deadline:
+            await self._fill()
+            tasks = [task for _run, _cancel, task in self.running.values()]
+            if not tasks:
+                break
+            await asyncio.wait(tasks, timeout=max(0.0, deadline - asyncio.get_running_loop().time()), return_when=asyncio.FIRST_COMPLETED)
+        self._closing = True
+        for _run, cancel, _task in list(self.running.values()):
+            cancel.set()
+        tasks = [task for _run, _cancel, task in self.running.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
+        await self.runner.close()
+        await asyncio.get_running_loop().run_in_executor(self._executor, connections.close_all)
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,89 @@
+"""Records of analysis runs and of the long-term memory patterns consolidations produce."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class ProcessRun(models.Model):
+    """One execution of an analysis script: the row is the record, and the queue."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        TIMEOUT = "timeout"
+        CANCELLED = "cancelled"
+        ABANDONED = "abandoned"  # was running when its runner died; never re-run automatically
+
+    FINISHED = (Status.COMPLETED, Status.FAILED, Status.TIMEOUT, Status.CANCELLED, Status.ABANDONED)
+
+    process_id = models.CharField(max_length=80, unique=True, null=True, help_text='e.g. "neural_analyzer_000001"')
+    script = models.CharField(max_length=64, db_index=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    trigger = models.CharField(max_length=64, default="manual", db_index=True, help_text='"manual" or the rule that fired')
+    parameters = models.JSONField(default=dict)
+    context = models.JSONField(default=dict, help_text="The engine state the run analysed (summary).")
+    seed = models.BigIntegerField(null=True, blank=True)
+    tick_number = models.BigIntegerField(null=True, blank=True, help_text="The tick whose state the run analysed.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    start_time = models.DateTimeField(null=True, blank=True)
+    end_time = models.DateTimeField(null=True, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    consciousness_impact = models.JSONField(null=True, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    signal = models.IntegerField(null=True, blank=True)
+    reason = models.TextField(blank=True, default="")
+    cancel_requested = models.BooleanField(default=False)
+    applied_at_tick = models.BigIntegerField(null=True, blank=True, help_text="The tick that applied the impact.")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["status", "id"])]
+
+    def __str__(self) -> str:
+        return f"{self.process_id or self.script} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    def as_process_output(self) -> dict:
+        """The run in the seed's Process Output Format, plus what a client needs to follow it."""
+        return {
+            "id": self.pk,
+            "process_id": self.process_id,
+            "script": f"{self.script}.py",
+            "status": self.status,
+            "trigger": self.trigger,
+            "parameters": self.parameters,
+            "tick_number": self.tick_number,
+            "created_at": self.created_at.timestamp() if self.created_at else None,
+            "start_time": self.start_time.timestamp() if self.start_time else None,
+            "end_time": self.end_time.timestamp() if self.end_time else None,
+            "output": self.output,
+            "consciousness_impact": self.consciousness_impact,
+            "exit_code": self.exit_code,
+            "reason": self.reason,
+            "applied_at_tick": self.applied_at_tick,
+        }
+
+
+class MemoryConsolidation(models.Model):
+    """One long-term pattern a memory consolidation produced from a range of ticks."""
+
+    run = models.ForeignKey(ProcessRun, on_delete=models.CASCADE, related_name="consolidations")
+    label = models.CharField(max_length=200)
+    centroid = models.JSONField(help_text="The pattern: mean unit activity of its ticks.")
+    weight = models.FloatField(help_text="Share of the source ticks in this pattern.")
+    support = models.IntegerField(help_text="Number of source ticks in this pattern.")
+    source_tick_start = models.BigIntegerField()
+    source_tick_end = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.label} (ticks {self.source_tick_start}-{self.source_tick_end})"

@@ -1,0 +1,149 @@
+"""The only code that writes ProcessRun and MemoryConsolidation rows."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+from django.utils import timezone
+
+from consciousness.broadcast import ENGINE_GROUP
+from processes.models import MemoryConsolidation, ProcessRun
+from processes.registry import script_modules, script_schema
+from processes.runner import Execution
+from processes.scripts._common import ParameterError, validate_parameters
+
+logger = logging.getLogger(__name__)
+
+Status = ProcessRun.Status
+
+
+class RunRejected(ValueError):
+    """A run request that cannot be accepted; `field` names the offending input."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class RunNotCancellable(ValueError):
+    """The run has already finished."""
+
+
+def run_validate(*, script: object, parameters: object) -> tuple[str, dict]:
+    """Check a script name against the registry and its parameters against the script's schema."""
+    if not isinstance(script, str) or script not in script_modules():
+        raise RunRejected("script", f"unknown script {script!r}; known: {', '.join(sorted(script_modules()))}")
+    if parameters is None:
+        parameters = {}
+    if not isinstance(parameters, Mapping):
+        raise RunRejected("parameters", "must be a JSON object")
+    try:
+        return script, validate_parameters(script_schema(script), parameters)
+    except ParameterError as exc:
+        raise RunRejected(f"parameters.{exc.field}", exc.message) from None
+
+
+def run_create(*, script: object, parameters: object = None, trigger: str = "manual", wake: bool = True) -> ProcessRun:
+    """Queue a run (validated first: nothing is recorded for a bad request) and wake the engine's dispatcher."""
+    script, parameters = run_validate(script=script, parameters=parameters)
+    with transaction.atomic():
+        run = ProcessRun.objects.create(script=script, parameters=parameters, trigger=trigger)
+        run.process_id = f"{script}_{run.pk:06d}"
+        run.save(update_fields=["process_id"])
+    if wake:
+        engine_notify({"type": "engine.processes"})
+    return run
+
+
+def engine_notify(message: dict) -> None:
+    """Tell runtick (wherever it runs) through the channel layer; the row stays the record if this is lost."""
+    try:
+        async_to_sync(get_channel_layer().group_send)(ENGINE_GROUP, message)
+    except Exception as exc:
+        logger.warning("could not notify the engine (%r); it polls the queue anyway", exc)
+
+
+def run_cancel(*, run: ProcessRun) -> ProcessRun:
+    """Cancel a queued run at once; ask the dispatcher to kill a running one."""
+    if ProcessRun.objects.filter(pk=run.pk, status=Status.QUEUED).update(
+        status=Status.CANCELLED, reason="cancelled before it started", end_time=timezone.now(), cancel_requested=True
+    ):
+        run.refresh_from_db()
+        return run
+    if ProcessRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(cancel_requested=True):
+        engine_notify({"type": "engine.process_cancel", "run": run.pk})
+        run.refresh_from_db()
+        return run
+    run.refresh_from_db()
+    raise RunNotCancellable(f"run {run.process_id} has already finished ({run.status})")
+
+
+def run_claim_next() -> ProcessRun | None:
+    """Take the oldest queued run and mark it running (atomic, so two claimers never take the same run)."""
+    with transaction.atomic():
+        queued = ProcessRun.objects.filter(status=Status.QUEUED).order_by("id")
+        candidate = queued.select_for_update(skip_locked=True).first() if _locks_rows() else queued.first()
+        if candidate is None:
+            return None
+        candidate.status = Status.RUNNING
+        candidate.start_time = timezone.now()
+        candidate.save(update_fields=["status", "start_time"])
+        return candidate
+
+
+def _locks_rows() -> bool:
+    from django.db import connection
+
+    return connection.features.has_select_for_update_skip_locked
+
+
+def run_started(*, run: ProcessRun, context: dict, seed: int, tick_number: int) -> None:
+    run.context, run.seed, run.tick_number = context, seed, tick_number
+    run.save(update_fields=["context", "seed", "tick_number"])
+
+
+def run_finished(*, run: ProcessRun, execution: Execution) -> ProcessRun:
+    """Record how a run ended; a completed memory consolidation also records its patterns."""
+    run.status = execution.status
+    run.end_time = timezone.now()
+    run.exit_code = execution.exit_code
+    run.signal = execution.signal
+    run.reason = execution.reason
+    if execution.status == Status.COMPLETED and execution.result is not None:
+        result = dict(execution.result)
+        run.consciousness_impact = result.pop("consciousness_impact", None)
+        run.output = result
+    with transaction.atomic():
+        run.save()
+        patterns = (run.output or {}).get("patterns") if run.status == Status.COMPLETED else None
+        if patterns:
+            start, end = (run.output.get("source_ticks") or [run.tick_number, run.tick_number])[:2]
+            MemoryConsolidation.objects.bulk_create(
+                MemoryConsolidation(
+                    run=run,
+                    label=str(p.get("label", ""))[:200],
+                    centroid=p["centroid"],
+                    weight=float(p.get("weight", 0.0)),
+                    support=int(p.get("support", 0)),
+                    source_tick_start=start,
+                    source_tick_end=end,
+                )
+                for p in patterns
+            )
+    return run
+
+
+def run_applied(*, process_id: str, tick_number: int) -> None:
+    ProcessRun.objects.filter(process_id=process_id).update(applied_at_tick=tick_number)
+
+
+def runs_abandon_running() -> int:
+    """Runs left `running` by a runner that died are abandoned (never re-run automatically)."""
+    return ProcessRun.objects.filter(status=Status.RUNNING).update(
+        status=Status.ABANDONED, end_time=timezone.now(), reason="the runner stopped while the run was running"
+    )
