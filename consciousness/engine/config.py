@@ -19,7 +19,7 @@ class EngineConfig:
     modules: int = 4  # densely coupled groups of units, inhibiting each other
     history_window: int = 256  # ticks of per-unit activity kept (correlations, chaos figures, context)
     unity_window: int = 64  # recent ticks the unity / multi-state / entanglement figures look at
-    burn_in: int = 512  # ticks run at construction, so every buffer is full at tick 0
+    burn_in: int = 256  # ticks run at construction (never fewer than history_window: buffers are full at tick 0)
     leak: float = 0.2  # fraction of the activity renewed each tick
     gain: float = 4.0  # slope of the units' sigmoid
     noise: float = 0.4  # noise amplitude at temperature 1 (the homeostat adapts the temperature)
@@ -58,8 +58,6 @@ class EngineConfig:
             raise ValueError(f"modules must be at most units ({self.units}), got {self.modules}")
         if self.unity_window > self.history_window:
             raise ValueError(f"unity_window must be at most history_window ({self.history_window}), got {self.unity_window}")
-        if self.burn_in < self.history_window:
-            raise ValueError(f"burn_in must be at least history_window ({self.history_window}), got {self.burn_in}")
 
 
 def _checked(key: str, value: Any, kind: type, valid: Callable[[Any], bool], expectation: str) -> Any:
@@ -92,7 +90,7 @@ _RULES: dict[str, tuple[type, Callable[[Any], bool], str]] = {
     "modules": (int, lambda v: 1 <= v, "at least 1"),
     "history_window": (int, lambda v: 64 <= v <= 4096, "in 64..4096"),
     "unity_window": (int, lambda v: 8 <= v, "at least 8"),
-    "burn_in": (int, lambda v: v <= 100_000, "at most 100000"),
+    "burn_in": (int, lambda v: 0 <= v <= 100_000, "in 0..100000"),
     "leak": (float, lambda v: 0 < v <= 1, "in (0, 1]"),
     "gain": (float, lambda v: 0 < v <= 50, "in (0, 50]"),
     "noise": (float, lambda v: 0.01 <= v <= 5, "in 0.01..5"),

@@ -34,7 +34,7 @@ BIAS_SPREAD = 0.25  # heterogeneity of the units' thresholds
 EXCITE_DRIVE = 2.0  # input added per unit of excite trace
 CALM_DRIVE = 1.0  # input removed per unit of calm trace
 CALM_GAIN = 1.0  # the gain is divided by 1 + CALM_GAIN * calm
-CHAOS_NOISE = 4.0  # the noise temperature is multiplied by 1 + CHAOS_NOISE * chaos
+CHAOS_NOISE = 12.0  # the noise temperature is multiplied by 1 + CHAOS_NOISE * chaos
 FOCUS_COMMON = 2.5  # amplitude of the input shared by all units per unit of focus trace
 FOCUS_QUIET = 1.0  # private noise is divided by 1 + FOCUS_QUIET * focus
 STIMULUS_LEVEL_MAX = 3.0  # a flood of stimuli saturates instead of blowing the network up
@@ -83,9 +83,10 @@ def build_network(cfg: EngineConfig, rng: Generator) -> Network:
 def initial_state(cfg: EngineConfig, network: Network, construction: Generator, dynamics: Generator, moods: Generator) -> EngineState:
     """Run the burn-in from a random start so buffers are full and figures meaningful at tick 0."""
     n, window = cfg.units, cfg.history_window
+    burn_in = max(cfg.burn_in, window)
     activity = construction.uniform(0.2, 0.8, n)
     state = EngineState(
-        tick_number=-cfg.burn_in,
+        tick_number=-burn_in,
         activity=frozen(activity),
         adaptation=frozen(activity.copy()),
         history=frozen(np.tile(activity, (window, 1))),
@@ -114,7 +115,7 @@ def initial_state(cfg: EngineConfig, network: Network, construction: Generator, 
         fractal_dim=1.0,
     )
     quiet = StepInputs()
-    for _ in range(cfg.burn_in):
+    for _ in range(burn_in):
         state = step(state, network, cfg, quiet, dynamics, moods).state
     # DAWN wakes at initial_scup: the offset bridges the computed SCUP and fades from there
     offset = float(np.clip(cfg.initial_scup - state.scup_raw, -SCUP_OFFSET_MAX, SCUP_OFFSET_MAX))
