@@ -22,102 +22,86 @@ def tick_payload(result: StepResult) -> dict:
     return result.tick
 
 
-class LatestPublisher:
-    """Send messages to a group from a background task, newest first.
+class _GroupPublisher:
+    """Send to a group from a background task, so a slow or absent layer never holds up the caller."""
 
-    The tick loop only drops the message into a one-slot mailbox, so a slow or absent Redis delays
-    the stream but never the engine: a message still waiting when the next arrives is replaced.
-    """
-
-    def __init__(self, layer: Any, group: str, *, timeout: float = 2.0) -> None:
+    def __init__(self, layer: Any, group: str, *, timeout: float) -> None:
         self.layer = layer
         self.group = group
         self.timeout = timeout
-        self._pending: dict | None = None
+        self.failed = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self.sent = 0
+        self._closed = False
+
+    def _poke(self) -> None:
+        self._wake.set()
+        if not self._closed and (self._task is None or self._task.done()):
+            self._task = asyncio.get_running_loop().create_task(self._drain(), name=f"publish:{self.group}")
+
+    def _take(self) -> dict | None:
+        raise NotImplementedError
+
+    async def _send(self, message: dict) -> bool:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self.layer.group_send(self.group, message)
+            return True
+        except Exception as exc:  # the layer's outage must not end the stream for good
+            self.failed += 1
+            if self.failed in (1, 10) or self.failed % 100 == 0:
+                logger.warning("group_send to %s failed (%d so far): %r", self.group, self.failed, exc)
+            return False
+
+    async def _drain(self) -> None:
+        while not self._closed:
+            await self._wake.wait()
+            self._wake.clear()
+            while not self._closed and (message := self._take()) is not None:
+                await self._send(message)
+
+    async def close(self) -> None:
+        """Deliver what is waiting (each send bounded by the timeout), then stop."""
+        self._closed = True
+        self._wake.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        while (message := self._take()) is not None:
+            if not await self._send(message):
+                break
+
+
+class LatestPublisher(_GroupPublisher):
+    """The tick loop drops each message into a one-slot mailbox: a message still waiting when the
+    next arrives is replaced, so a slow or absent Redis delays the stream but never the engine."""
+
+    def __init__(self, layer: Any, group: str, *, timeout: float = 2.0) -> None:
+        super().__init__(layer, group, timeout=timeout)
+        self._pending: dict | None = None
         self.replaced = 0
-        self.failed = 0
 
     def offer(self, message: dict) -> None:
         if self._pending is not None:
             self.replaced += 1
         self._pending = message
-        self._wake.set()
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._drain(), name=f"publish:{self.group}")
+        self._poke()
 
-    async def _drain(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            message, self._pending = self._pending, None
-            if message is None:
-                continue
-            try:
-                await asyncio.wait_for(self.layer.group_send(self.group, message), self.timeout)
-                self.sent += 1
-            except Exception as exc:  # the layer's outage must not end the stream for good
-                self.failed += 1
-                if self.failed in (1, 10) or self.failed % 100 == 0:
-                    logger.warning("group_send to %s failed (%d so far): %r", self.group, self.failed, exc)
-
-    async def close(self) -> None:
-        """Deliver what is pending (bounded by the timeout), then stop."""
-        if self._task is None:
-            return
-        if self._pending is not None:
-            message, self._pending = self._pending, None
-            try:
-                await asyncio.wait_for(self.layer.group_send(self.group, message), self.timeout)
-            except Exception:
-                pass
-        self._task.cancel()
-        try:
-            await self._task
-        except BaseException:
-            pass
+    def _take(self) -> dict | None:
+        message, self._pending = self._pending, None
+        return message
 
 
-class QueuePublisher:
-    """Send messages to a group in order from a background task; past `limit` waiting, the oldest go."""
+class QueuePublisher(_GroupPublisher):
+    """Messages go out in order; past `limit` waiting, the oldest go."""
 
     def __init__(self, layer: Any, group: str, *, limit: int = 1000, timeout: float = 2.0) -> None:
-        self.layer = layer
-        self.group = group
-        self.timeout = timeout
+        super().__init__(layer, group, timeout=timeout)
         self._queue: deque[dict] = deque(maxlen=limit)
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
 
     def offer(self, message: dict) -> None:
         self._queue.append(message)
-        self._wake.set()
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._drain(), name=f"publish-queue:{self.group}")
+        self._poke()
 
-    async def _drain(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._queue:
-                try:
-                    await asyncio.wait_for(self.layer.group_send(self.group, self._queue.popleft()), self.timeout)
-                except Exception as exc:
-                    logger.warning("group_send to %s failed: %r", self.group, exc)
-
-    async def close(self) -> None:
-        """Deliver what is queued (bounded by the timeout per message), then stop."""
-        if self._task is None:
-            return
-        while self._queue:
-            try:
-                await asyncio.wait_for(self.layer.group_send(self.group, self._queue.popleft()), self.timeout)
-            except Exception:
-                break
-        self._task.cancel()
-        try:
-            await self._task
-        except BaseException:
-            pass
+    def _take(self) -> dict | None:
+        return self._queue.popleft() if self._queue else None

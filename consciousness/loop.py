@@ -74,7 +74,8 @@ class TickLoop:
             await asyncio.sleep(0)  # let the server and the sinks' tasks run even when late
             return
         try:
-            await asyncio.wait_for(self._stop.wait(), delay)
+            async with asyncio.timeout(delay):
+                await self._stop.wait()
         except TimeoutError:
             pass
 

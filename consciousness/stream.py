@@ -230,8 +230,9 @@ class StreamHub:
 
 async def _send_quietly(send: Callable[[dict], Awaitable[None]], message: dict, timeout: float = 5.0) -> None:
     try:
-        await asyncio.wait_for(send(message), timeout)
-    except BaseException:
+        async with asyncio.timeout(timeout):
+            await send(message)
+    except Exception:
         pass
 
 

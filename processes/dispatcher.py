@@ -59,7 +59,8 @@ class ProcessDispatcher:
         self.running: dict[int, tuple[ProcessRun, asyncio.Event, asyncio.Task]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self._closing = False
+        self._closing = False  # no new runs start
+        self._stopping = False  # the claiming loop ends
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dawn-processes")
         self._contexts: dict[int, dict] = {}  # contexts captured when a rule fired, by run id
         self._enqueuing: set[asyncio.Task] = set()
@@ -107,11 +108,15 @@ class ProcessDispatcher:
             entry[1].set()
 
     async def _loop(self) -> None:
-        while not self._closing:
+        while not self._stopping:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
             try:
-                await asyncio.wait_for(self._wake.wait(), POLL_S)
+                async with asyncio.timeout(POLL_S):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
+            if self._stopping:
+                return
             self._wake.clear()
             try:
                 await self._fill()
@@ -189,7 +194,8 @@ class ProcessDispatcher:
         if self._enqueuing:
             await asyncio.wait(set(self._enqueuing), timeout=SHUTDOWN_GRACE_S)
         if self._task is not None:
-            self._task.cancel()
+            self._stopping = True
+            self._wake.set()
             await asyncio.gather(self._task, return_exceptions=True)
         deadline = asyncio.get_running_loop().time() + SHUTDOWN_GRACE_S
         while asyncio.get_running_loop().time() < deadline:

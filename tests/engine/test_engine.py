@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -229,15 +228,6 @@ def test_context_is_json_safe_and_sized(cfg):
     assert context["series"]["scup"][-1] == context["scup"]
     assert context["mood"] in MOODS
     assert len(engine.context(10_000)["activity"]) == cfg.history_window
-
-
-def test_advance_is_fast(cfg):
-    engine = Engine(cfg)
-    run(engine, 20)
-    start = time.perf_counter()
-    run(engine, 200)
-    per_tick = (time.perf_counter() - start) / 200
-    assert per_tick < 0.005  # budget 2 ms; a loose bound so a loaded CI machine does not flake
 
 
 def test_engine_imports_without_django():

@@ -30,5 +30,9 @@ def test_runtick_250_ticks_leaves_scheduled_runs_consolidations_and_impacts(tmp_
     assert len(ticks) == 250
     # a run's name is listed by the ticks that pass while it runs
     active = [t for t in ticks if t["active_processes"]]
-    assert active and all(t["tick_number"] >= 50 for t in active)
-    assert set().union(*(t["active_processes"] for t in active)) <= set(by_script)
+    assert active
+    for tick in active:
+        for script in tick["active_processes"]:
+            # only after a rule queued it, and never before
+            assert any(queued <= tick["tick_number"] for queued, *_ in by_script[script]), (script, tick["tick_number"])
+    assert {"neural_analyzer", "memory_consolidator"} <= set().union(*(t["active_processes"] for t in active))
