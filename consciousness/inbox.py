@@ -56,7 +56,8 @@ class EngineInbox:
     async def listen(self, layer: Any) -> None:
         """Receive engine messages sent by any serving process through the channel layer."""
         self._layer = layer
-        self._channel = await layer.new_channel(prefix="dawn.engine.")
+        # the default prefix: channels_redis serves all of a process's channels from one queue
+        self._channel = await layer.new_channel()
         await layer.group_add(ENGINE_GROUP, self._channel)
         self._task = asyncio.get_running_loop().create_task(self._receive_loop(), name="dawn-engine-inbox")
 

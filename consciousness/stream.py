@@ -130,7 +130,8 @@ class StreamHub:
         layer = get_channel_layer()
         if layer is None:
             raise RuntimeError("no channel layer configured")
-        self.channel = await layer.new_channel(prefix="dawn.hub.")
+        # the default prefix: channels_redis serves all of a process's channels from one queue
+        self.channel = await layer.new_channel()
         await layer.group_add(STREAM_GROUP, self.channel)
         self._task = asyncio.get_running_loop().create_task(self._receive_loop(layer), name="dawn-stream-hub")
         # the long-lived start-up objects never need scanning again: keep them out of GC pauses

@@ -94,7 +94,14 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 10, "group_expiry": 3600},
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                # several DAWNs (or test runs) can share one Redis, each under its own prefix
+                "prefix": os.environ.get("DAWN_CHANNEL_PREFIX") or "dawn",
+                "capacity": 1000,
+                "expiry": 10,
+                "group_expiry": 3600,
+            },
         }
     }
 else:

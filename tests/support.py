@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,16 +27,13 @@ class Site:
     def __init__(self, tmp_path: Path, *, database_url: str | None = None, redis_url: str | None = None) -> None:
         self.tmp_path = tmp_path
         self.db_path = tmp_path / "dawn.sqlite3"
+        self.database_url = database_url or f"sqlite:///{self.db_path}"
         self.env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
-        self.env.update(
-            {
-                "DATABASE_URL": database_url or f"sqlite:///{self.db_path}",
-                "DAWN_LOG_DIR": str(tmp_path / "logs"),
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
+        self.env.update({"DATABASE_URL": self.database_url, "DAWN_LOG_DIR": str(tmp_path / "logs"), "PYTHONUNBUFFERED": "1"})
         if redis_url:
             self.env["REDIS_URL"] = redis_url
+            # its own prefix, so that nothing else on that Redis hears this site's stream
+            self.env["DAWN_CHANNEL_PREFIX"] = f"dawn-test-{uuid.uuid4().hex[:12]}"
 
     def manage(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
         completed = subprocess.run(
@@ -55,6 +53,17 @@ class Site:
             text=True,
         )
 
+    def spawn_server(self, name: str, *args: str) -> subprocess.Popen:
+        """A server command line (e.g. "-m", "uvicorn", ...) in this site's environment, its output in <name>.log."""
+        log = open(self.tmp_path / f"{name}.log", "w")
+        try:
+            return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        finally:
+            log.close()
+
+    def log(self, name: str) -> str:
+        return (self.tmp_path / f"{name}.log").read_text()
+
     def migrate(self) -> Site:
         self.manage("migrate", "--noinput")
         return self
@@ -63,7 +72,13 @@ class Site:
         return [json.loads(line) for line in self.manage("exportticks", *args).stdout.splitlines() if line]
 
     def persisted_max(self) -> int:
-        """Highest persisted tick_number, read straight from the SQLite file."""
+        """Highest persisted tick_number, read straight from the database."""
+        if self.database_url.startswith("postgres"):
+            import psycopg
+
+            with psycopg.connect(self.database_url, connect_timeout=5) as conn:
+                row = conn.execute("SELECT MAX(tick_number) FROM consciousness_tick").fetchone()
+            return row[0] or 0
         try:
             with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=5) as conn:
                 row = conn.execute("SELECT MAX(tick_number) FROM consciousness_tick").fetchone()

@@ -11,7 +11,7 @@ from consciousness import services
 from consciousness.models import Tick
 from tests.factories import history_make
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_shapes]
 
 TICK_KEYS = {
     "tick_number", "timestamp", "scup", "entropy", "mood", "neural_activity",

@@ -6,7 +6,7 @@ from rest_framework.test import APIClient
 from processes.models import MemoryConsolidation, ProcessRun
 from processes.scripts import SCRIPTS
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_shapes]
 
 
 @pytest.fixture

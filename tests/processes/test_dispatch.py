@@ -20,7 +20,7 @@ from processes.registry import script_specs
 from processes.runner import Runner
 from processes.scripts import SCRIPTS
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio, pytest.mark.both_shapes]
 
 FIXTURES = {
     "hang": {"module": "tests.processes.fixtures.hang", "timeout_s": 1.0, "cpu_s": 5},

@@ -1,0 +1,42 @@
+"""runtick against PostgreSQL and Redis: the advisory lock, clean signals and an exact resume."""
+
+import signal
+
+import pytest
+
+from tests.support import without_timestamps
+
+pytestmark = pytest.mark.scaled
+
+HEADLESS = ("runtick", "--no-serve", "--no-processes", "--seed", "7", "--rate", "200", "--until", "300")
+# the rate is not part of the series: slower, so that the run is still going when the checks come
+SLOWER = (*HEADLESS[:-4], "--rate", "50", "--until", "300")
+
+
+def test_interrupted_runs_resume_to_the_same_series_and_a_second_engine_is_refused(scaled_site):
+    reference = scaled_site("reference")
+    reference.manage(*HEADLESS)
+    expected = reference.export()
+    assert [t["tick_number"] for t in expected] == list(range(1, 301))
+
+    site = scaled_site("interrupted")
+    first = site.spawn(*SLOWER)
+    site.wait_for_tick(40, first)
+    # one engine per database: the PostgreSQL advisory lock turns a second runtick away
+    second = site.manage("runtick", "--no-serve", "--no-processes", "--ticks", "3", check=False)
+    assert second.returncode != 0
+    assert "already running against the PostgreSQL database" in second.stderr and "Traceback" not in second.stderr
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=10) == 0, first.stderr.read()
+    stopped_at = site.persisted_max()
+    assert 40 <= stopped_at < 300
+
+    killed = site.spawn(*SLOWER)
+    site.wait_for_tick(stopped_at + 60, killed)
+    killed.kill()  # the lock goes with the connection: the next run is not refused
+    killed.wait(timeout=10)
+
+    site.manage(*HEADLESS)
+    resumed = site.export()
+    assert [t["tick_number"] for t in resumed] == list(range(1, 301))
+    assert without_timestamps(resumed) == without_timestamps(expected)
