@@ -1,6 +1,38 @@
-"""make bench: DAWN's figures, printed."""
+"""make bench: DAWN's figures, printed. `python -m bench [engine] [stream] [processes]` runs a part."""
 
-from bench.stream import main
+import argparse
+import json
+
+from bench.engine import print_engine, run_engine
+from bench.processes import print_processes, run_processes
+from bench.stream import print_stream, run_stream
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("parts", nargs="*", choices=["engine", "stream", "processes"], default=["engine", "stream", "processes"])
+    parser.add_argument("--clients", type=int, nargs="+", default=[1000], help="stream: client counts to try")
+    parser.add_argument("--procs", type=int, default=2, help="stream: client swarm processes")
+    parser.add_argument("--seconds", type=float, default=20.0, help="stream: measured window")
+    parser.add_argument("--rate", type=float, default=10.0, help="stream: tick rate")
+    parser.add_argument("--runs", type=int, default=30, help="processes: runs timed one at a time")
+    parser.add_argument("--burst", type=int, default=30, help="processes: runs posted at once")
+    parser.add_argument("--json", action="store_true", help="also print the raw figures as JSON")
+    args = parser.parse_args()
+    results = []
+    if "engine" in args.parts:
+        results.append(run_engine())
+        print_engine(results[-1])
+    if "stream" in args.parts:
+        for clients in args.clients:
+            results.append(run_stream(clients, args.procs, args.seconds, args.rate))
+            print_stream(results[-1])
+    if "processes" in args.parts:
+        results.append(run_processes(args.runs, args.burst))
+        print_processes(results[-1])
+    if args.json:
+        print(json.dumps(results))
+
 
 if __name__ == "__main__":
     main()

@@ -6,86 +6,44 @@ message and memory per connection.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not answer within {timeout} s")
-
-
-def start_dawn(tmp: Path, port: int, rate: float) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update({"DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}", "DAWN_LOG_DIR": str(tmp), "DAWN_LOG_LEVEL": "WARNING"})
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "runtick", "--no-processes", "--rate", str(rate), "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-    )
+from bench.common import ROOT, dawn
 
 
 def run_stream(clients: int, procs: int, seconds: float, rate: float) -> dict:
-    with tempfile.TemporaryDirectory() as tmp_dir:
-        tmp = Path(tmp_dir)
-        port = free_port()
-        server = start_dawn(tmp, port, rate)
-        try:
-            wait_http(f"http://127.0.0.1:{port}/health/")
-            time.sleep(1.0)
-            server_ps = psutil.Process(server.pid)
-            rss_before = server_ps.memory_info().rss
-            connect_time = 2.0 + clients / 400
-            start_at = time.time() + connect_time
-            end_at = start_at + seconds
-            per_proc = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
-            swarm = [
-                subprocess.Popen(
-                    [sys.executable, "-m", "bench.swarm", "--url", f"ws://127.0.0.1:{port}/ws", "--clients", str(n),
-                     "--start-at", str(start_at), "--end-at", str(end_at)],
-                    cwd=ROOT,
-                    stdout=subprocess.PIPE,
-                )
-                for n in per_proc
-            ]
-            time.sleep(max(0.0, start_at - time.time()))
-            rss_connected = server_ps.memory_info().rss
-            cpu_start = server_ps.cpu_times()
-            time.sleep(max(0.0, end_at - time.time()))
-            cpu_end = server_ps.cpu_times()
-            outputs = [json.loads(p.communicate(timeout=seconds + 60)[0]) for p in swarm]
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
+    process: list = []
+    with tempfile.TemporaryDirectory() as tmp_dir, dawn(Path(tmp_dir), rate=rate, process=process) as base:
+        time.sleep(1.0)
+        server_ps = psutil.Process(process[0].pid)
+        rss_before = server_ps.memory_info().rss
+        connect_time = 2.0 + clients / 400
+        start_at = time.time() + connect_time
+        end_at = start_at + seconds
+        per_proc = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
+        url = base.replace("http", "ws", 1) + "/ws"
+        swarm = [
+            subprocess.Popen(
+                [sys.executable, "-m", "bench.swarm", "--url", url, "--clients", str(n), "--start-at", str(start_at), "--end-at", str(end_at)],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+            )
+            for n in per_proc
+        ]
+        time.sleep(max(0.0, start_at - time.time()))
+        rss_connected = server_ps.memory_info().rss
+        cpu_start = server_ps.cpu_times()
+        time.sleep(max(0.0, end_at - time.time()))
+        cpu_end = server_ps.cpu_times()
+        outputs = [json.loads(p.communicate(timeout=seconds + 60)[0]) for p in swarm]
     latencies = np.array([x for o in outputs for x in o["latencies"]]) * 1000.0
     produced = sorted({t for o in outputs for t in o["tick_numbers"]})
     expected_ticks = (produced[-1] - produced[0] + 1) if produced else 0
@@ -118,22 +76,3 @@ def print_stream(result: dict) -> None:
         f"{result['memory_per_conn_kib']:.1f} KiB/conn | connected {result['connected']}, errors {result['client_errors']}",
         flush=True,
     )
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--clients", type=int, nargs="+", default=[1000])
-    parser.add_argument("--procs", type=int, default=2, help="client swarm processes")
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--rate", type=float, default=10.0)
-    parser.add_argument("--json", action="store_true", help="also print the raw figures as JSON")
-    args = parser.parse_args()
-    for clients in args.clients:
-        result = run_stream(clients, args.procs, args.seconds, args.rate)
-        print_stream(result)
-        if args.json:
-            print(json.dumps(result))
-
-
-if __name__ == "__main__":
-    main()

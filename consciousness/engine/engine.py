@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from dataclasses import fields
 from typing import Any
@@ -78,9 +80,9 @@ class Engine:
             "structure": {key: getattr(self.cfg, key) for key in STRUCTURE},
             "rng": {name: _rng_dump(rng) for name, rng in self.rngs.items()},
             "network": {
-                "coupling": self.network.coupling.tolist(),
-                "bias": self.network.bias.tolist(),
-                "module": self.network.module.tolist(),
+                "coupling": _array_dump(self.network.coupling),
+                "bias": _array_dump(self.network.bias),
+                "module": _array_dump(self.network.module),
             },
             "state": _state_dump(self._state),
         }
@@ -159,10 +161,27 @@ def _rng_load(name: str, raw: dict) -> Generator:
     return Generator(bit_generator)
 
 
+def _array_dump(array: np.ndarray) -> dict:
+    """An array as its little-endian bytes in base64: every bit kept, and ~50x cheaper to encode than a
+    JSON list of floats (the snapshot is written every second, from the serving process)."""
+    data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+    return {"dtype": data.dtype.str, "shape": list(data.shape), "base64": base64.b64encode(data.tobytes()).decode("ascii")}
+
+
+def _array_decode(raw: Any, dtype: type) -> np.ndarray:
+    if isinstance(raw, dict):  # the form _array_dump writes
+        expected = np.dtype(dtype).newbyteorder("<")
+        if raw.get("dtype") != expected.str or not isinstance(raw.get("shape"), list):
+            raise TypeError("unexpected dtype or shape")
+        data = base64.b64decode(raw["base64"], validate=True)
+        return np.frombuffer(data, dtype=expected).reshape(raw["shape"]).astype(dtype)
+    return np.array(raw, dtype=dtype)  # plain nested lists
+
+
 def _array(raw: Any, shape: tuple[int, ...], where: str, dtype: type = np.float64) -> np.ndarray:
     try:
-        array = np.array(raw, dtype=dtype)
-    except (TypeError, ValueError):
+        array = _array_decode(raw, dtype)
+    except (TypeError, ValueError, binascii.Error):
         raise ValueError(f"snapshot {where} is not a numeric array") from None
     if array.shape != shape:
         raise ValueError(f"snapshot {where} has shape {array.shape}, expected {shape}")
@@ -175,8 +194,8 @@ def _state_dump(state: EngineState) -> dict:
     out: dict[str, Any] = {}
     for f in fields(EngineState):
         value = getattr(state, f.name)
-        # tolist() and float() keep every bit: JSON writes floats with repr, which round-trips exactly
-        out[f.name] = value.tolist() if isinstance(value, np.ndarray) else value
+        # scalars are floats, which JSON writes with repr and so round-trips exactly
+        out[f.name] = _array_dump(value) if isinstance(value, np.ndarray) else value
     return out
 
 

@@ -105,12 +105,26 @@ def mangled(snapshot: dict, path: tuple, value) -> dict:
         (("rng", "mood"), KeyError, "rng"),
         (("network",), KeyError, "network"),
         (("structure", "units"), 64, "units"),
+        (("state", "activity", "base64"), "not base64!", "activity"),
+        (("state", "activity", "shape"), [3], "activity"),
+        (("state", "activity", "dtype"), "<f4", "activity"),
+        (("network", "coupling", "base64"), "AAAA", "coupling"),
     ],
 )
 def test_bad_snapshots_raise_value_error(cfg, path, value, message):
     snapshot = Engine(cfg).snapshot()
     with pytest.raises(ValueError, match=message):
         Engine.from_snapshot(mangled(snapshot, path, value), cfg)
+
+
+def test_arrays_as_plain_lists_load_too(cfg):
+    original = Engine(cfg)
+    run(original, 30)
+    snapshot = original.snapshot()
+    snapshot["state"]["history"] = original._state.history.tolist()
+    snapshot["network"]["module"] = original.network.module.tolist()
+    restored = Engine.from_snapshot(json.loads(json.dumps(snapshot)), cfg)
+    assert run(restored, 20) == run(original, 20)
 
 
 def test_non_dict_snapshot_raises_value_error(cfg):

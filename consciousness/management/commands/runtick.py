@@ -7,7 +7,7 @@ import asyncio
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from consciousness.runtime import EngineRuntime, RuntimeOptions, RuntimeRefused
+from consciousness.runtime import EngineRuntime, RuntimeOptions, RuntimeRefused, event_loop_factory
 
 
 def _positive_rate(value: str) -> float:
@@ -81,5 +81,6 @@ class Command(BaseCommand):
             runtime.lock.release()
             self.stdout.write(f"already at tick {start}, past --until {runtime_options.until}: nothing to do")
             return
-        done = asyncio.run(runtime.run())
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            done = runner.run(runtime.run())
         self.stdout.write(f"ran {done} ticks: {start + 1}..{runtime.engine.state.tick_number}" if done else "ran no tick")
