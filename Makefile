@@ -8,7 +8,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/test)
 TEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/0)
 
-.PHONY: venv migrate run test test-embedded test-scaled bench clean
+.PHONY: venv migrate run test test-embedded test-scaled bench bench-workers clean
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,12 @@ test-scaled: venv
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) DAWN_REQUIRE_SCALED=1 \
 		$(BIN)/python -m pytest -m "scaled or both_shapes" -q
 
-bench: migrate
+bench: venv
 	$(BIN)/python -m bench
+
+# the stream through one uvicorn, then one Daphne worker, fed over Redis
+bench-workers: venv
+	REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m bench workers
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

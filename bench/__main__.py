@@ -8,9 +8,13 @@ from bench.processes import print_processes, run_processes
 from bench.stream import print_stream, run_stream
 
 
+PARTS = ["engine", "stream", "processes", "workers"]
+DEFAULT_PARTS = ["engine", "stream", "processes"]  # "workers" needs Redis
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("parts", nargs="*", choices=["engine", "stream", "processes"], default=["engine", "stream", "processes"])
+    parser.add_argument("parts", nargs="*", metavar="part", help=f"what to measure: {', '.join(PARTS)} (default: all but workers)")
     parser.add_argument("--clients", type=int, nargs="+", default=[1000], help="stream: client counts to try")
     parser.add_argument("--procs", type=int, default=2, help="stream: client swarm processes")
     parser.add_argument("--seconds", type=float, default=20.0, help="stream: measured window")
@@ -19,6 +23,9 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=30, help="processes: runs posted at once")
     parser.add_argument("--json", action="store_true", help="also print the raw figures as JSON")
     args = parser.parse_args()
+    if unknown := set(args.parts) - set(PARTS):
+        parser.error(f"unknown part {', '.join(sorted(unknown))}; choose from {', '.join(PARTS)}")
+    args.parts = args.parts or DEFAULT_PARTS
     results = []
     if "engine" in args.parts:
         results.append(run_engine())
@@ -27,6 +34,11 @@ def main() -> None:
         for clients in args.clients:
             results.append(run_stream(clients, args.procs, args.seconds, args.rate))
             print_stream(results[-1])
+    if "workers" in args.parts:  # the scaled shape: one uvicorn, then one Daphne worker, fed over Redis
+        for worker in ("uvicorn", "daphne"):
+            for clients in args.clients:
+                results.append(run_stream(clients, args.procs, args.seconds, args.rate, worker=worker))
+                print_stream(results[-1])
     if "processes" in args.parts:
         results.append(run_processes(args.runs, args.burst))
         print_processes(results[-1])

@@ -36,31 +36,47 @@ def wait_http(url: str, timeout: float = 60) -> None:
     raise SystemExit(f"{url} did not answer within {timeout} s")
 
 
-@contextlib.contextmanager
-def dawn(tmp: Path, *, rate: float = 10.0, process: list | None = None) -> Iterator[str]:
-    """runtick embedded (SQLite, in-memory layer, no tick rules) on a free port; yields its base URL.
+WORKERS = {
+    # as deployed: uvicorn as runtick embeds it (websockets-sansio, no per-message deflate), Daphne as it comes
+    "uvicorn": ["-m", "uvicorn", "dawn_site.asgi:application", "--ws", "websockets-sansio", "--ws-per-message-deflate", "false",
+                "--no-access-log", "--host", "127.0.0.1", "--port"],
+    "daphne": ["-m", "daphne", "dawn_site.asgi:application", "-b", "127.0.0.1", "-p"],
+}
 
-    `process`, if given, receives the Popen (to read its CPU and memory).
+
+@contextlib.contextmanager
+def dawn(tmp: Path, *, rate: float = 10.0, worker: str | None = None, process: list | None = None) -> Iterator[str]:
+    """DAWN on a free port with a SQLite file and no tick rules; yields its base URL.
+
+    Embedded (runtick serves) by default; with `worker` ("uvicorn" or "daphne"), the scaled shape:
+    runtick --no-serve and that server as the one worker, over the Redis that REDIS_URL names.
+    `process`, if given, receives the serving process's Popen (to read its CPU and memory).
     """
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update({"DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}", "DAWN_LOG_DIR": str(tmp), "DAWN_LOG_LEVEL": "WARNING"})
+    if worker is not None:
+        if not os.environ.get("REDIS_URL"):
+            raise SystemExit("the worker benchmarks need REDIS_URL (the scaled shape's channel layer)")
+        env.update({"REDIS_URL": os.environ["REDIS_URL"], "DAWN_CHANNEL_PREFIX": f"dawn-bench-{os.getpid()}"})
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "manage.py", "runtick", "--no-processes", "--rate", str(rate), "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
-    if process is not None:
-        process.append(server)
+    tick = [sys.executable, "manage.py", "runtick", "--no-processes", "--rate", str(rate)]
+    started = []
     try:
+        if worker is None:
+            started.append(subprocess.Popen([*tick, "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL))
+        else:
+            started.append(subprocess.Popen([*tick, "--no-serve"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL))
+            started.append(subprocess.Popen([sys.executable, *WORKERS[worker], str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL))
+        if process is not None:
+            process.append(started[-1])
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/health/")
         yield base
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        for server in reversed(started):
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()

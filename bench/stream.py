@@ -19,9 +19,9 @@ import psutil
 from bench.common import ROOT, dawn
 
 
-def run_stream(clients: int, procs: int, seconds: float, rate: float) -> dict:
+def run_stream(clients: int, procs: int, seconds: float, rate: float, worker: str | None = None) -> dict:
     process: list = []
-    with tempfile.TemporaryDirectory() as tmp_dir, dawn(Path(tmp_dir), rate=rate, process=process) as base:
+    with tempfile.TemporaryDirectory() as tmp_dir, dawn(Path(tmp_dir), rate=rate, worker=worker, process=process) as base:
         time.sleep(1.0)
         server_ps = psutil.Process(process[0].pid)
         rss_before = server_ps.memory_info().rss
@@ -51,6 +51,7 @@ def run_stream(clients: int, procs: int, seconds: float, rate: float) -> dict:
     connected = sum(o["connected"] for o in outputs)
     cpu = (cpu_end.user + cpu_end.system) - (cpu_start.user + cpu_start.system)
     return {
+        "serving": f"{worker} worker" if worker else "embedded",
         "clients": clients,
         "connected": connected,
         "client_errors": sum(o["error_count"] for o in outputs),
@@ -69,7 +70,7 @@ def run_stream(clients: int, procs: int, seconds: float, rate: float) -> dict:
 
 def print_stream(result: dict) -> None:
     print(
-        f"stream  {result['clients']:>5} clients @ {result['rate_hz']:g} Hz, {result['seconds']:g} s: "
+        f"stream  {result['serving']:<14} {result['clients']:>5} clients @ {result['rate_hz']:g} Hz, {result['seconds']:g} s: "
         f"delivered {result['delivered_pct']:.2f} % of {result['ticks_in_window']} ticks | "
         f"latency p50 {result['latency_p50_ms']:.1f} ms, p99 {result['latency_p99_ms']:.1f} ms, max {result['latency_max_ms']:.1f} ms | "
         f"server CPU {result['server_cpu_pct']:.0f} % = {result['server_cpu_us_per_msg']:.1f} us/msg | "
