@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from consciousness.engine import StepResult
@@ -15,11 +16,86 @@ logger = logging.getLogger(__name__)
 STREAM_GROUP = "dawn.stream"
 # runtick listens here for what clients and workers send to the engine (stimuli, wake-ups).
 ENGINE_GROUP = "dawn.engine"
+# channels_redis forgets group members after its group_expiry (an hour here): re-join well before
+GROUP_REFRESH_S = 600.0
 
 
 def tick_payload(result: StepResult) -> dict:
     """The tick in the seed's Tick Data Format; pure and JSON-safe."""
     return result.tick
+
+
+class GroupMember:
+    """One channel of this process in a group, received from in a background task.
+
+    It re-joins the group periodically (before the layer's group expiry) and after an outage of the
+    layer, so membership never lapses silently; each message goes to `handle`.
+    """
+
+    def __init__(self, group: str, handle: Callable[[dict], None], *, name: str) -> None:
+        self.group = group
+        self.handle = handle
+        self.name = name
+        self.channel: str | None = None
+        self._layer: Any = None
+        self._tasks: list[asyncio.Task] = []
+
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks) and not self._tasks[0].done()
+
+    async def join(self, layer: Any) -> None:
+        self._layer = layer
+        # the default prefix: channels_redis serves all of a process's channels from one queue, so
+        # channels under another prefix would wait for each other's blocking reads
+        self.channel = await layer.new_channel()
+        await layer.group_add(self.group, self.channel)
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._receive_loop(), name=self.name),
+            loop.create_task(self._keep_joined(), name=f"{self.name}:rejoin"),
+        ]
+
+    async def leave(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._layer is not None and self.channel is not None:
+            try:
+                await self._layer.group_discard(self.group, self.channel)
+            except Exception:
+                pass
+
+    async def _rejoin(self) -> None:
+        try:
+            await self._layer.group_add(self.group, self.channel)
+        except Exception as exc:
+            logger.warning("%s cannot re-join %s: %r", self.name, self.group, exc)
+
+    async def _keep_joined(self) -> None:
+        # a timer of its own: the receive loop may wait far longer than the expiry for a message
+        while True:
+            await asyncio.sleep(GROUP_REFRESH_S)
+            await self._rejoin()
+
+    async def _receive_loop(self) -> None:
+        failures = 0
+        while True:
+            try:
+                message = await self._layer.receive(self.channel)
+                failures = 0
+            except Exception as exc:  # e.g. Redis restarting: keep trying, re-join when it is back
+                failures += 1
+                if failures in (1, 10) or failures % 100 == 0:
+                    logger.warning("%s cannot receive from the channel layer (%d): %r", self.name, failures, exc)
+                await asyncio.sleep(min(0.1 * failures, 2.0))
+                await self._rejoin()
+                continue
+            try:
+                self.handle(message)
+            except Exception:
+                logger.exception("%s could not handle %r", self.name, message.get("type"))
 
 
 class _GroupPublisher:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from consciousness.broadcast import ENGINE_GROUP
+from consciousness.broadcast import ENGINE_GROUP, GroupMember
 from consciousness.engine import Impact, StepInputs, Stimulus
 
 logger = logging.getLogger(__name__)
@@ -27,9 +26,7 @@ class EngineInbox:
         self.applied: list[dict] = []  # keys and refs of the stimuli the last tick applied
         self.taken_impacts: tuple[Impact, ...] = ()  # the impacts the last tick applied
         self._handlers: dict[str, Callable[[dict], None]] = {"engine.stimulus": self._on_stimulus}
-        self._task: asyncio.Task | None = None
-        self._channel: str | None = None
-        self._layer: Any = None
+        self._member = GroupMember(ENGINE_GROUP, self.dispatch, name="dawn-engine-inbox")
 
     def add_stimulus(self, stimulus: Stimulus, *, key: str | None = None, ref: Any = None) -> bool:
         if len(self._stimuli) >= MAX_QUEUED:
@@ -55,31 +52,7 @@ class EngineInbox:
 
     async def listen(self, layer: Any) -> None:
         """Receive engine messages sent by any serving process through the channel layer."""
-        self._layer = layer
-        # the default prefix: channels_redis serves all of a process's channels from one queue
-        self._channel = await layer.new_channel()
-        await layer.group_add(ENGINE_GROUP, self._channel)
-        self._task = asyncio.get_running_loop().create_task(self._receive_loop(), name="dawn-engine-inbox")
-
-    async def _receive_loop(self) -> None:
-        failures = 0
-        while True:
-            try:
-                message = await self._layer.receive(self._channel)
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                if failures in (1, 10) or failures % 100 == 0:
-                    logger.warning("engine inbox cannot receive (%d): %r", failures, exc)
-                await asyncio.sleep(min(0.1 * failures, 2.0))
-                try:
-                    await self._layer.group_add(ENGINE_GROUP, self._channel)
-                except Exception:
-                    pass
-                continue
-            self.dispatch(message)
+        await self._member.join(layer)
 
     def on(self, message_type: str, handler: Callable[[dict], None]) -> None:
         """Route another engine message type (e.g. process wake-ups) to `handler`."""
@@ -105,14 +78,4 @@ class EngineInbox:
             logger.warning("stimulus queue full; dropping %r", message.get("ref"))
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except BaseException:
-                pass
-        if self._layer is not None and self._channel is not None:
-            try:
-                await self._layer.group_discard(ENGINE_GROUP, self._channel)
-            except Exception:
-                pass
+        await self._member.leave()

@@ -22,12 +22,11 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from consciousness.broadcast import STREAM_GROUP
+from consciousness.broadcast import STREAM_GROUP, GroupMember
 
 logger = logging.getLogger(__name__)
 
 CLOSE_SLOW_CLIENT = 4001  # the client fell behind: reconnect (and resume)
-_GROUP_REFRESH_S = 600.0  # re-join before the layer's group expiry forgets this process
 _FIRST_FREEZE_AT = 64
 
 
@@ -107,16 +106,19 @@ class StreamHub:
         self.latest_tick: dict | None = None
         self.latest_epoch: str | None = None
         self.latest_received_at: float | None = None
-        self.channel: str | None = None
         self.evicted = 0
-        self._task: asyncio.Task | None = None
+        self._member = GroupMember(STREAM_GROUP, self.dispatch, name="dawn-stream-hub")
         self._starting: asyncio.Future | None = None
         self._next_freeze = _FIRST_FREEZE_AT
         self._stimulus_origin: dict[str, str] = {}
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._member.running
+
+    @property
+    def channel(self) -> str | None:
+        return self._member.channel
 
     async def start(self) -> None:
         """Join the stream group once for this process (idempotent, safe to race)."""
@@ -130,51 +132,12 @@ class StreamHub:
         layer = get_channel_layer()
         if layer is None:
             raise RuntimeError("no channel layer configured")
-        # the default prefix: channels_redis serves all of a process's channels from one queue
-        self.channel = await layer.new_channel()
-        await layer.group_add(STREAM_GROUP, self.channel)
-        self._task = asyncio.get_running_loop().create_task(self._receive_loop(layer), name="dawn-stream-hub")
+        await self._member.join(layer)
         # the long-lived start-up objects never need scanning again: keep them out of GC pauses
         gc.freeze()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except BaseException:
-                pass
-            self._task = None
-        layer = get_channel_layer()
-        if layer is not None and self.channel is not None:
-            try:
-                await layer.group_discard(STREAM_GROUP, self.channel)
-            except Exception:
-                pass
-
-    async def _receive_loop(self, layer: Any) -> None:
-        refreshed = time.monotonic()
-        failures = 0
-        while True:
-            try:
-                if time.monotonic() - refreshed > _GROUP_REFRESH_S:
-                    await layer.group_add(STREAM_GROUP, self.channel)
-                    refreshed = time.monotonic()
-                message = await layer.receive(self.channel)
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # e.g. Redis restarting: keep trying, re-join when it is back
-                failures += 1
-                if failures in (1, 10) or failures % 100 == 0:
-                    logger.warning("stream hub cannot receive from the channel layer (%d): %r", failures, exc)
-                await asyncio.sleep(min(0.1 * failures, 2.0))
-                refreshed = 0.0
-                continue
-            try:
-                self.dispatch(message)
-            except Exception:
-                logger.exception("stream hub could not handle %r", message.get("type"))
+        await self._member.leave()
 
     def dispatch(self, message: dict) -> None:
         kind = message.get("type")

@@ -224,3 +224,26 @@ async def test_each_tick_is_encoded_once_for_all_clients(monkeypatch):
     hub.dispatch({"type": "tick.update", "tick": TICK, "epoch": "e"})
     assert len(calls) == 1
     assert all(send.frames[0] is sends[0].frames[0] for send in sends)
+
+
+async def test_group_members_rejoin_before_the_layer_forgets_them_even_when_idle(monkeypatch):
+    from channels.layers import InMemoryChannelLayer
+
+    from consciousness import broadcast
+
+    monkeypatch.setattr(broadcast, "GROUP_REFRESH_S", 0.2)
+    layer = InMemoryChannelLayer(group_expiry=1)  # forgets a member two seconds after it joined
+    received = []
+    member = broadcast.GroupMember("dawn.test", received.append, name="test-member")
+    await member.join(layer)
+    try:
+        await asyncio.sleep(3.0)  # no message all that time: only the timer keeps the membership
+        await layer.group_send("dawn.test", {"type": "hello"})
+        for _ in range(100):
+            if received:
+                break
+            await asyncio.sleep(0.01)
+        assert received == [{"type": "hello"}]
+    finally:
+        await member.leave()
+    assert not member.running
