@@ -25,6 +25,7 @@ class Site:
     """A DAWN installation of its own: a database and a log folder under a temporary directory."""
 
     def __init__(self, tmp_path: Path, *, database_url: str | None = None, redis_url: str | None = None) -> None:
+        tmp_path.mkdir(parents=True, exist_ok=True)
         self.tmp_path = tmp_path
         self.db_path = tmp_path / "dawn.sqlite3"
         self.database_url = database_url or f"sqlite:///{self.db_path}"

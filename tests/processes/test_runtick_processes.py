@@ -6,7 +6,7 @@ from tests.support import Site, free_port
 
 
 def test_runtick_250_ticks_leaves_scheduled_runs_consolidations_and_impacts(tmp_path):
-    site = Site(tmp_path).migrate()
+    site = Site(tmp_path / "busy").migrate()
     site.manage("runtick", "--rate", "100", "--ticks", "250", "--seed", "5", "--port", str(free_port()), timeout=120)
     with sqlite3.connect(site.db_path) as db:
         runs = db.execute(
@@ -36,3 +36,16 @@ def test_runtick_250_ticks_leaves_scheduled_runs_consolidations_and_impacts(tmp_
             # only after a rule queued it, and never before
             assert any(queued <= tick["tick_number"] for queued, *_ in by_script[script]), (script, tick["tick_number"])
     assert {"neural_analyzer", "memory_consolidator"} <= set().union(*(t["active_processes"] for t in active))
+
+    # the impacts show in the stream: without processes the same seed gives the same ticks exactly up to
+    # the first tick that applied an impact, and from that tick on the state differs
+    quiet = Site(tmp_path / "quiet")
+    quiet.migrate().manage("runtick", "--rate", "100", "--ticks", "250", "--seed", "5", "--no-serve", "--no-processes")
+    first_applied = min(r[3] for r in applied)
+
+    def state(tick):
+        return {k: v for k, v in tick.items() if k not in ("timestamp", "active_processes")}
+
+    baseline = quiet.export()
+    assert [state(t) for t in ticks[: first_applied - 1]] == [state(t) for t in baseline[: first_applied - 1]]
+    assert ticks[first_applied - 1]["scup"] != baseline[first_applied - 1]["scup"]
