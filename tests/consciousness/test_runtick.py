@@ -3,6 +3,7 @@
 import asyncio
 import json
 import signal
+import sqlite3
 import subprocess
 import time
 import urllib.request
@@ -73,6 +74,24 @@ def test_a_second_runtick_on_the_same_database_refuses(tmp_path):
     finally:
         first.send_signal(signal.SIGINT)
         assert first.wait(timeout=10) == 0
+
+
+def test_a_second_signal_exits_at_once_when_the_first_shutdown_is_stuck(tmp_path):
+    site = Site(tmp_path).migrate()
+    process = site.spawn("runtick", "--no-serve", "--no-processes", "--rate", "50")
+    site.wait_for_tick(1, process)
+    # another writer holds the database: the final flush waits on the busy timeout
+    blocker = sqlite3.connect(site.db_path, timeout=10, isolation_level=None)
+    try:
+        blocker.execute("BEGIN EXCLUSIVE")
+        process.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert process.poll() is None  # still trying to save
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=5) == 128 + signal.SIGTERM
+    finally:
+        blocker.close()
+    assert "exiting at once" in process.stderr.read()
 
 
 def test_another_seed_on_a_stored_run_is_refused_with_a_way_out(tmp_path):
