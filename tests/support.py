@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -86,6 +87,19 @@ class Site:
         except sqlite3.OperationalError:
             return 0
         return row[0] or 0
+
+    def terminate(self, process: subprocess.Popen) -> int:
+        """SIGTERM: runtick must save and exit 0. Returns the last persisted tick."""
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=10)
+        assert code == 0, process.stderr.read()
+        return self.persisted_max()
+
+    def kill_at(self, number: int, process: subprocess.Popen) -> None:
+        """kill -9 once tick `number` is persisted: what was not flushed yet is lost and must be regenerated."""
+        self.wait_for_tick(number, process)
+        process.kill()
+        process.wait(timeout=10)
 
     def wait_for_tick(self, number: int, process: subprocess.Popen, timeout: float = 30) -> int:
         deadline = time.monotonic() + timeout

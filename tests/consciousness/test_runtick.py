@@ -39,15 +39,10 @@ def test_sigterm_then_kill_9_then_resume_reproduces_the_series(tmp_path, referen
 
     first = site.spawn(*HEADLESS)
     site.wait_for_tick(60, first)
-    first.send_signal(signal.SIGTERM)
-    assert first.wait(timeout=10) == 0, first.stderr.read()
-    stopped_at = site.persisted_max()
+    stopped_at = site.terminate(first)
     assert 60 <= stopped_at < 400
 
-    second = site.spawn(*HEADLESS)
-    site.wait_for_tick(stopped_at + 100, second)
-    second.kill()  # SIGKILL: whatever was not flushed is lost and must be regenerated
-    second.wait(timeout=10)
+    site.kill_at(stopped_at + 100, site.spawn(*HEADLESS))
 
     site.manage(*HEADLESS)
     resumed = site.export()

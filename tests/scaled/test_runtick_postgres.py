@@ -1,7 +1,5 @@
 """runtick against PostgreSQL and Redis: the advisory lock, clean signals and an exact resume."""
 
-import signal
-
 import pytest
 
 from tests.support import without_timestamps
@@ -26,15 +24,11 @@ def test_interrupted_runs_resume_to_the_same_series_and_a_second_engine_is_refus
     second = site.manage("runtick", "--no-serve", "--no-processes", "--ticks", "3", check=False)
     assert second.returncode != 0
     assert "already running against the PostgreSQL database" in second.stderr and "Traceback" not in second.stderr
-    first.send_signal(signal.SIGTERM)
-    assert first.wait(timeout=10) == 0, first.stderr.read()
-    stopped_at = site.persisted_max()
+    stopped_at = site.terminate(first)
     assert 40 <= stopped_at < 300
 
-    killed = site.spawn(*SLOWER)
-    site.wait_for_tick(stopped_at + 60, killed)
-    killed.kill()  # the lock goes with the connection: the next run is not refused
-    killed.wait(timeout=10)
+    # the advisory lock goes with the killed process's connection: the next run is not refused
+    site.kill_at(stopped_at + 60, site.spawn(*SLOWER))
 
     site.manage(*HEADLESS)
     resumed = site.export()
