@@ -19,7 +19,9 @@ SCM_RIGHTS):
                         {"op": "exited", "id", "pid", "exit_code", "signal"}   child reaped
 
 The launcher is a child subreaper, so orphans a script leaves behind are reaped
-here rather than piling up as zombies. It exits, killing its children, when the
+here rather than piling up as zombies; any child of the launcher that is not a running
+script is such an orphan (e.g. one that left its script's process group with setsid()),
+and is killed within ORPHAN_SWEEP_S. It exits, killing its children, when the
 runner's end of the socket closes.
 """
 from __future__ import annotations
@@ -44,6 +46,7 @@ EXIT_SETUP_FAILED = 127
 MAX_MESSAGE = 65536
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
+ORPHAN_SWEEP_S = 0.25
 
 
 def _one_line(text: str) -> str:
@@ -179,7 +182,7 @@ class _Server:
         self.selector.register(self.wake_r, selectors.EVENT_READ)
         self.send({"op": "ready", "pid": os.getpid()})
         while True:
-            for key, _ in self.selector.select():
+            for key, _ in self.selector.select(ORPHAN_SWEEP_S):
                 if key.fileobj is self.sock:
                     if not self.handle_message():
                         self.shutdown()
@@ -191,6 +194,7 @@ class _Server:
                     except BlockingIOError:
                         pass
             self.reap()
+            self.kill_orphans()
 
     def handle_message(self) -> bool:
         try:
@@ -317,6 +321,15 @@ class _Server:
                 }
             )
 
+    def kill_orphans(self) -> None:
+        """Kill adopted processes: a script's descendants that escaped its group kill (setsid)."""
+        for pid in _child_pids() - self.children.keys():
+            for kill in (os.killpg, os.kill):  # its own group (it may lead one), then itself
+                try:
+                    kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
     def shutdown(self) -> None:
         for pid in list(self.children):
             try:
@@ -324,6 +337,29 @@ class _Server:
             except OSError:
                 pass
         self.sock.close()
+
+
+def _child_pids() -> set[int]:
+    """This process's children, from /proc (the per-thread lists, or each process's parent as a fallback)."""
+    me = os.getpid()
+    pids: set[int] = set()
+    try:
+        for tid in os.listdir(f"/proc/{me}/task"):
+            with open(f"/proc/{me}/task/{tid}/children") as handle:
+                pids.update(int(pid) for pid in handle.read().split())
+        return pids
+    except OSError:
+        pass
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    # the parent pid is the 2nd field after the parenthesised command name
+                    if int(handle.read().rsplit(")", 1)[1].split()[1]) == me:
+                        pids.add(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    return pids
 
 
 def _main_serve(argv: list[str]) -> int:

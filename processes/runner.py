@@ -11,9 +11,11 @@ Use one Runner per event loop: the launcher is watched by the loop that
 started it (executions from another loop start cold).
 
 Limitations:
-- A script that calls setsid() (or setpgid) in a grandchild leaves the process
-  group and so escapes the group kill; plain forks do not survive. Such an
-  escapee holding the pipes costs DRAIN_S before execute() returns.
+- A script's child that calls setsid() (or setpgid) leaves the process group and
+  so escapes the group kill. Warm: the launcher adopts it as subreaper once its
+  parent dies and kills it within a quarter second. Cold: it is reparented to
+  init and survives; holding the pipes it costs DRAIN_S before execute() returns.
+  Plain forks never survive.
 - Warm children run the code the launcher imported at start(): after editing a
   script, restart the server (or the Runner) to pick it up.
 - Warm children inherit the launcher's address space (numpy, PIL, the scripts:

@@ -36,6 +36,7 @@ REGISTRY = {
         spec("hang", timeout_s=1.0),
         spec("hog"),
         spec("forker", timeout_s=1.0),
+        spec("escaper", timeout_s=5.0),
         spec("crash"),
         spec("broken"),
         spec("badjson"),
@@ -170,6 +171,17 @@ async def test_forked_child_does_not_survive(runner, hang):
     child = int(lines[0].split()[1])
     assert await gone(child, within=0.5), f"forked child {child} survived"
     assert group_members(ex.pid) == []
+
+
+@pytest.mark.asyncio
+async def test_a_child_that_leaves_the_group_with_setsid_is_killed_too(warm_runner):
+    lines: list[str] = []
+    ex = await warm_runner.execute("escaper", {}, on_line=lines.append)
+
+    assert ex.status == "completed", ex
+    child = int(lines[0].split()[1])
+    # out of the script's group, so the group kill misses it; the launcher adopts it and kills it
+    assert await gone(child, within=2.0), f"setsid child {child} survived"
 
 
 @pytest.mark.asyncio
