@@ -141,7 +141,7 @@ async def test_hang_times_out_and_group_is_killed(runner):
     assert ex.status == "timeout"
     assert ex.reason == "timed out after 1.0 s"
     assert ex.signal == signal.SIGKILL
-    assert 1.0 <= elapsed < 2.0
+    assert elapsed >= 1.0  # not before the timeout (how much later depends on the machine's load)
     assert not alive(ex.pid)
     assert group_members(ex.pid) == []
 
@@ -280,11 +280,9 @@ async def test_cancel_kills_the_group(runner):
         pids.append(pid)
         asyncio.get_running_loop().call_later(0.2, cancel.set)
 
-    t0 = time.monotonic()
     ex = await runner.execute("forker", {"hang": True}, on_started=on_started, cancel=cancel)
 
-    assert ex.status == "cancelled" and ex.reason == "cancelled"
-    assert time.monotonic() - t0 < 0.9
+    assert ex.status == "cancelled" and ex.reason == "cancelled"  # not "timeout": the cancel ended it
     assert pids == [ex.pid]
     assert not alive(ex.pid)
     assert group_members(ex.pid) == []
@@ -329,13 +327,13 @@ def test_registry_rejects_modules_outside_the_repo():
 
 @pytest.mark.asyncio
 async def test_concurrent_executions(runner):
-    t0 = time.monotonic()
     results = await asyncio.gather(
         *(runner.execute("ok", {"params": i, "delay": 0.2}) for i in range(6)),
         runner.execute("numpy_sum", {"values": [1, 2]}),
         runner.execute("crash", {}),
     )
-    assert time.monotonic() - t0 < 1.5  # 6 x 0.4 s if they ran one after another
+    # all six were running at one moment: each started before any ended
+    assert max(ex.started_at for ex in results[:6]) < min(ex.ended_at for ex in results[:6])
     assert [ex.result["echo"] for ex in results[:6]] == list(range(6))
     assert results[6].result["sum"] == 3.0
     assert results[7].status == "failed"
