@@ -1,4 +1,4 @@
-"""make bench: DAWN's figures, printed. `python -m bench [engine] [stream] [processes]` runs a part."""
+"""make bench: DAWN's figures, printed. `python -m bench [engine] [stream] [processes] [workers]` runs parts."""
 
 import argparse
 import json
@@ -30,15 +30,12 @@ def main() -> None:
     if "engine" in args.parts:
         results.append(run_engine())
         print_engine(results[-1])
-    if "stream" in args.parts:
+    # "stream" is DAWN embedded; "workers" the scaled shape: one uvicorn, then one Daphne worker, over Redis
+    servings = ([None] if "stream" in args.parts else []) + (["uvicorn", "daphne"] if "workers" in args.parts else [])
+    for worker in servings:
         for clients in args.clients:
-            results.append(run_stream(clients, args.procs, args.seconds, args.rate))
+            results.append(run_stream(clients, args.procs, args.seconds, args.rate, worker=worker))
             print_stream(results[-1])
-    if "workers" in args.parts:  # the scaled shape: one uvicorn, then one Daphne worker, fed over Redis
-        for worker in ("uvicorn", "daphne"):
-            for clients in args.clients:
-                results.append(run_stream(clients, args.procs, args.seconds, args.rate, worker=worker))
-                print_stream(results[-1])
     if "processes" in args.parts:
         results.append(run_processes(args.runs, args.burst))
         print_processes(results[-1])

@@ -8,11 +8,13 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,39 +46,44 @@ WORKERS = {
 }
 
 
+class Dawn(NamedTuple):
+    base: str  # http://127.0.0.1:<port>
+    server: subprocess.Popen  # the process that serves the clients (runtick embedded, or the worker)
+
+    @property
+    def ws_url(self) -> str:
+        return self.base.replace("http", "ws", 1) + "/ws"
+
+
 @contextlib.contextmanager
-def dawn(tmp: Path, *, rate: float = 10.0, worker: str | None = None, process: list | None = None) -> Iterator[str]:
-    """DAWN on a free port with a SQLite file and no tick rules; yields its base URL.
+def dawn(*, rate: float = 10.0, worker: str | None = None) -> Iterator[Dawn]:
+    """DAWN on a free port with a SQLite file of its own and no tick rules.
 
     Embedded (runtick serves) by default; with `worker` ("uvicorn" or "daphne"), the scaled shape:
     runtick --no-serve and that server as the one worker, over the Redis that REDIS_URL names.
-    `process`, if given, receives the serving process's Popen (to read its CPU and memory).
     """
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update({"DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}", "DAWN_LOG_DIR": str(tmp), "DAWN_LOG_LEVEL": "WARNING"})
-    if worker is not None:
-        if not os.environ.get("REDIS_URL"):
-            raise SystemExit("the worker benchmarks need REDIS_URL (the scaled shape's channel layer)")
-        env.update({"REDIS_URL": os.environ["REDIS_URL"], "DAWN_CHANNEL_PREFIX": f"dawn-bench-{os.getpid()}"})
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
-    port = free_port()
-    tick = [sys.executable, "manage.py", "runtick", "--no-processes", "--rate", str(rate)]
-    started = []
-    try:
-        if worker is None:
-            started.append(subprocess.Popen([*tick, "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL))
-        else:
-            started.append(subprocess.Popen([*tick, "--no-serve"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL))
-            started.append(subprocess.Popen([sys.executable, *WORKERS[worker], str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL))
-        if process is not None:
-            process.append(started[-1])
-        base = f"http://127.0.0.1:{port}"
-        wait_http(f"{base}/health/")
-        yield base
-    finally:
-        for server in reversed(started):
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+    if worker is not None and not os.environ.get("REDIS_URL"):
+        raise SystemExit("the worker benchmarks need REDIS_URL (the scaled shape's channel layer)")
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+        env.update({"DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3", "DAWN_LOG_DIR": tmp, "DAWN_LOG_LEVEL": "WARNING"})
+        if worker is not None:
+            env.update({"REDIS_URL": os.environ["REDIS_URL"], "DAWN_CHANNEL_PREFIX": f"dawn-bench-{os.getpid()}"})
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+        port = free_port()
+        tick = [sys.executable, "manage.py", "runtick", "--no-processes", "--rate", str(rate)]
+        commands = [[*tick, "--port", str(port)]] if worker is None else [[*tick, "--no-serve"], [sys.executable, *WORKERS[worker], str(port)]]
+        started: list[subprocess.Popen] = []
+        try:
+            for command in commands:
+                started.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL))
+            base = f"http://127.0.0.1:{port}"
+            wait_http(f"{base}/health/")
+            yield Dawn(base, started[-1])
+        finally:
+            for server in reversed(started):
+                server.send_signal(signal.SIGTERM)
+                try:
+                    server.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    server.kill()

@@ -8,10 +8,8 @@ event arriving on the socket) and the run throughput (runs posted at once, compl
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 from websockets.sync.client import connect
@@ -38,8 +36,9 @@ def next_event(ws, deadline: float) -> dict | None:
 
 
 def run_processes(latency_runs: int, burst: int) -> dict:
-    with tempfile.TemporaryDirectory() as tmp_dir, dawn(Path(tmp_dir)) as base:
-        with connect(base.replace("http", "ws", 1) + "/ws", origin="http://localhost:5173", max_size=None) as ws:
+    with dawn() as site:
+        base = site.base
+        with connect(site.ws_url, origin="http://localhost:5173", max_size=None) as ws:
             # one run at a time: how long from the POST until the run is running
             latencies, server_side = [], []
             for _ in range(latency_runs + 2):

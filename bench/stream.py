@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import psutil
@@ -20,16 +18,15 @@ from bench.common import ROOT, dawn
 
 
 def run_stream(clients: int, procs: int, seconds: float, rate: float, worker: str | None = None) -> dict:
-    process: list = []
-    with tempfile.TemporaryDirectory() as tmp_dir, dawn(Path(tmp_dir), rate=rate, worker=worker, process=process) as base:
+    with dawn(rate=rate, worker=worker) as site:
         time.sleep(1.0)
-        server_ps = psutil.Process(process[0].pid)
+        server_ps = psutil.Process(site.server.pid)
         rss_before = server_ps.memory_info().rss
         connect_time = 2.0 + clients / 400
         start_at = time.time() + connect_time
         end_at = start_at + seconds
         per_proc = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
-        url = base.replace("http", "ws", 1) + "/ws"
+        url = site.ws_url
         swarm = [
             subprocess.Popen(
                 [sys.executable, "-m", "bench.swarm", "--url", url, "--clients", str(n), "--start-at", str(start_at), "--end-at", str(end_at)],
