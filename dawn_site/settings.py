@@ -95,7 +95,9 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py 8 times socket reads out after 5 s by default, as long as channels_redis's
+                # blocking pop waits for a message: an idle receiver would fail every 5 s
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
                 # several DAWNs (or test runs) can share one Redis, each under its own prefix
                 "prefix": os.environ.get("DAWN_CHANNEL_PREFIX") or "dawn",
                 "capacity": 1000,
