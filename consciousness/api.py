@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from consciousness import selectors
 from consciousness.models import Tick
-from consciousness.stream import stream_hub_latest
+from consciousness.hub import stream_hub_latest
 
 
 class TickSerializer(serializers.BaseSerializer):

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 import uuid
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
-from consciousness.broadcast import ENGINE_GROUP
+from consciousness import frames
 from consciousness.engine import Stimulus
-from consciousness.stream import Client, frame_text, stream_hub
+from consciousness.groups import ENGINE_GROUP, ENGINE_STIMULUS
+from consciousness.hub import Client, stream_hub
 
 logger = logging.getLogger(__name__)
 
@@ -36,15 +36,12 @@ class EngineStreamConsumer(AsyncWebsocketConsumer):
         self.client = Client(self.base_send, self.hub)
         # the snapshot goes first, then the client joins the fan-out
         await self.send_message(
-            {
-                "type": "connection",
-                "data": {
-                    "client_id": self.client.id,
-                    "epoch": self.hub.latest_epoch,
-                    "clients": len(self.hub.clients) + 1,
-                    "tick": self.hub.latest_tick,
-                },
-            }
+            frames.connection_message(
+                client_id=self.client.id,
+                epoch=self.hub.latest_epoch,
+                clients=len(self.hub.clients) + 1,
+                tick=self.hub.latest_tick,
+            )
         )
         self.hub.register(self.client)
 
@@ -54,7 +51,7 @@ class EngineStreamConsumer(AsyncWebsocketConsumer):
             self.hub.unregister(client)
 
     async def send_message(self, message: dict) -> None:
-        await self.base_send(frame_text(message))
+        await self.base_send(frames.Frame(message).asgi)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
@@ -64,7 +61,7 @@ class EngineStreamConsumer(AsyncWebsocketConsumer):
                 raise ProtocolError(f"unknown message type {message['type']!r}; known: {', '.join(sorted(self._handlers))}")
             await handler(self, message)
         except ProtocolError as exc:
-            await self.send_message({"type": "error", "error": str(exc)})
+            await self.send_message(frames.error_message(str(exc)))
 
     @staticmethod
     def _parse(text_data: str | None, bytes_data: bytes | None) -> dict:
@@ -81,16 +78,14 @@ class EngineStreamConsumer(AsyncWebsocketConsumer):
         return message
 
     async def on_ping(self, message: dict) -> None:
-        await self.send_message({"type": "pong", "data": {"time": time.time(), "echo": message.get("data")}})
+        await self.send_message(frames.pong_message(message.get("data")))
 
     async def on_heartbeat(self, message: dict) -> None:
         tick = self.hub.latest_tick
-        await self.send_message(
-            {"type": "heartbeat_response", "data": {"time": time.time(), "tick_number": tick["tick_number"] if tick else None}}
-        )
+        await self.send_message(frames.heartbeat_message(tick["tick_number"] if tick else None))
 
     async def on_get_state(self, message: dict) -> None:
-        await self.send_message({"type": "state", "data": self.hub.latest_tick})
+        await self.send_message(frames.state_message(self.hub.latest_tick))
 
     async def on_stimulus(self, message: dict) -> None:
         ref = message.get("ref")
@@ -109,7 +104,7 @@ class EngineStreamConsumer(AsyncWebsocketConsumer):
         self.hub.remember_stimulus(key, self.client)
         await layer.group_send(
             ENGINE_GROUP,
-            {"type": "engine.stimulus", "kind": stimulus.kind, "intensity": stimulus.intensity, "ref": ref, "key": key},
+            {"type": ENGINE_STIMULUS, "kind": stimulus.kind, "intensity": stimulus.intensity, "ref": ref, "key": key},
         )
 
     _handlers = {"ping": on_ping, "heartbeat": on_heartbeat, "get_state": on_get_state, "stimulus": on_stimulus}

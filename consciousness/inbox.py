@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from consciousness.broadcast import ENGINE_GROUP, GroupMember
+from consciousness.groups import ENGINE_GROUP, ENGINE_STIMULUS, GroupMember
 from consciousness.engine import Impact, StepInputs, Stimulus
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ class EngineInbox:
         self.active_processes: tuple[str, ...] = ()
         self.applied: list[dict] = []  # keys and refs of the stimuli the last tick applied
         self.taken_impacts: tuple[Impact, ...] = ()  # the impacts the last tick applied
-        self._handlers: dict[str, Callable[[dict], None]] = {"engine.stimulus": self._on_stimulus}
+        self._handlers: dict[str, Callable[[dict], None]] = {ENGINE_STIMULUS: self._on_stimulus}
         self._member = GroupMember(ENGINE_GROUP, self.dispatch, name="dawn-engine-inbox")
 
     def add_stimulus(self, stimulus: Stimulus, *, key: str | None = None, ref: Any = None) -> bool:
@@ -34,8 +34,13 @@ class EngineInbox:
         self._stimuli.append((stimulus, {"key": key, "ref": ref}))
         return True
 
-    def add_impact(self, impact: Impact) -> None:
-        self._impacts.append(impact)
+    def add_impact(self, mapping: dict) -> None:
+        """Queue a process's impact for the next tick; ValueError (naming the key) if it is not one."""
+        self._impacts.append(Impact.from_mapping(mapping))
+
+    def set_active(self, names: tuple[str, ...]) -> None:
+        """The scripts running now, listed in each tick's active_processes."""
+        self.active_processes = names
 
     def take(self, timestamp: float) -> StepInputs:
         """The inputs of the next tick; stimuli beyond the per-tick cap wait for the following ones."""

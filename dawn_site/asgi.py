@@ -10,7 +10,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs the apps loaded)
 
 from consciousness.routing import websocket_urlpatterns  # noqa: E402
-from consciousness.stream import stream_hub  # noqa: E402
+from consciousness.hub import stream_hub  # noqa: E402
 
 
 async def _lifespan(scope, receive, send):

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-PROCESS_NAMES = (
-    "neural_analyzer",
-    "consciousness_processor",
-    "chaos_engine",
-    "memory_consolidator",
-    "dream_generator",
-)
+from consciousness.engine import ConfigValueError, EngineConfig
+from processes.scripts import SCRIPTS
+from processes.triggers import TriggerRule
 
 
 class ConfigError(Exception):
@@ -26,75 +23,48 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+def _int_as_float(value: Any) -> Any:
+    # strict mode refuses ints for floats; YAML writes 30 for 30.0 (bools stay refused)
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+Number = Annotated[float, BeforeValidator(_int_as_float)]
+
+
+def tick_rate_check(value: Any) -> float:
+    """The one validation of a tick rate (config.yaml and runtick --rate): a finite number in (0, 1000] Hz."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be a number")
+    if not math.isfinite(value) or not 0 < value <= 1000:
+        raise ValueError("must be a tick rate in (0, 1000] Hz")
+    return float(value)
+
+
 class ConsciousnessConfig(BaseModel):
-    # Extra keys are engine knobs, validated by EngineConfig.from_mapping (which rejects unknown ones).
+    # tick_rate is the loop's; every other key is an engine knob, validated by EngineConfig itself
     model_config = ConfigDict(extra="allow", strict=True, frozen=True)
 
-    tick_rate: float = Field(10.0, gt=0, le=1000)
-    initial_scup: float = Field(50.0, ge=0, le=100)
-    entropy_target: float = Field(0.5, ge=0, le=1)
-    seed: int = Field(42, ge=0, lt=2**63)
+    tick_rate: float = 10.0
 
-    @field_validator("tick_rate", "initial_scup", "entropy_target", mode="before")
+    @field_validator("tick_rate", mode="before")
     @classmethod
-    def _number(cls, value: Any) -> Any:
-        # strict mode refuses ints for floats; accept them, but never bools or non-finite values
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError("must be a number")
-        if not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return float(value)
-
-
-class TriggerRule(_Strict):
-    """One auto-trigger: exactly one condition, plus a cooldown in ticks."""
-
-    every: int | None = Field(None, ge=1, le=10_000_000)
-    entropy_below: float | None = Field(None, gt=0, le=1)
-    mood: str | None = None
-    scup_change: float | None = Field(None, gt=0, le=100)
-    window: int = Field(20, ge=1, le=100_000)
-    cooldown: int = Field(0, ge=0, le=10_000_000)
-
-    @field_validator("entropy_below", "scup_change", mode="before")
-    @classmethod
-    def _number(cls, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        return value
-
-    @model_validator(mode="after")
-    def _one_condition(self) -> TriggerRule:
-        conditions = [k for k in ("every", "entropy_below", "mood", "scup_change") if getattr(self, k) is not None]
-        if len(conditions) != 1:
-            raise ValueError("a rule needs exactly one of every, entropy_below, mood, scup_change")
-        return self
-
-    @property
-    def kind(self) -> str:
-        return next(k for k in ("every", "entropy_below", "mood", "scup_change") if getattr(self, k) is not None)
+    def _rate(cls, value: Any) -> Any:
+        return tick_rate_check(value)
 
 
 class ProcessesConfig(_Strict):
     max_concurrent: int = Field(3, ge=1, le=64)
-    timeout: float = Field(30.0, gt=0, le=3600)
+    timeout: Number = Field(30.0, gt=0, le=3600)
     auto_triggers: dict[str, TriggerRule] = Field(default_factory=dict)
-
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _number(cls, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        return value
 
     @field_validator("auto_triggers", mode="before")
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
         if not isinstance(value, dict):
             return value
-        unknown = sorted(set(value) - set(PROCESS_NAMES))
+        unknown = sorted(set(value) - set(SCRIPTS))
         if unknown:
-            raise ValueError(f"unknown process {unknown[0]!r}; known: {', '.join(PROCESS_NAMES)}")
+            raise ValueError(f"unknown process {unknown[0]!r}; known: {', '.join(SCRIPTS)}")
         # the seed's form "neural_analyzer: 50" means every 50 ticks
         return {k: {"every": v} if isinstance(v, int) and not isinstance(v, bool) else v for k, v in value.items()}
 
@@ -111,28 +81,14 @@ class ApiConfig(_Strict):
 
 
 class PersistenceConfig(_Strict):
-    flush_interval: float = Field(1.0, gt=0, le=60)
-    retention_hours: float = Field(24.0, gt=0, le=24 * 3650)
-    prune_interval: float = Field(60.0, gt=0, le=86400)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _number(cls, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        return value
+    flush_interval: Number = Field(1.0, gt=0, le=60)
+    retention_hours: Number = Field(24.0, gt=0, le=24 * 3650)
+    prune_interval: Number = Field(60.0, gt=0, le=86400)
 
 
 class StreamConfig(_Strict):
     slow_client_ticks: int = Field(50, ge=1, le=100_000)
-    stale_after: float = Field(2.0, gt=0, le=3600)
-
-    @field_validator("stale_after", mode="before")
-    @classmethod
-    def _number(cls, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        return value
+    stale_after: Number = Field(2.0, gt=0, le=3600)
 
 
 class DawnConfig(_Strict):
@@ -166,14 +122,13 @@ def config_parse(data: Any, *, source: str = "config.yaml") -> dict:
         raise ConfigError(f"{source}: {problems}") from None
     consciousness = parsed.consciousness.model_dump()
     # the engine owns its own knobs: let it reject unknown or impossible ones now, not at the first tick
-    from consciousness.engine import EngineConfig
-
     try:
-        EngineConfig.from_mapping(consciousness)
-    except ValueError as exc:
-        raise ConfigError(f"{source}: consciousness: {exc}") from None
+        engine = EngineConfig.from_mapping(consciousness)
+    except ConfigValueError as exc:
+        where = f"consciousness.{exc.key}" if exc.key else "consciousness"
+        raise ConfigError(f"{source}: {where}: {exc}") from None
     result = parsed.model_dump(mode="json")
-    result["consciousness"] = consciousness
+    result["consciousness"] = {"tick_rate": parsed.consciousness.tick_rate, **dataclasses.asdict(engine)}
     return result
 
 

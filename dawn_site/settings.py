@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "corsheaders",
     "consciousness",
     "processes",
+    "dawn_site",
 ]
 
 MIDDLEWARE = [

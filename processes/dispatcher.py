@@ -11,14 +11,15 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.db import close_old_connections, connections
 
-from consciousness.engine import Engine, Impact
-from consciousness.inbox import EngineInbox
+from consciousness import frames
+from consciousness.engine import TICK_FIGURES
+from consciousness.groups import ENGINE_PROCESS_CANCEL, ENGINE_PROCESSES
 from processes import selectors, services
 from processes.models import ProcessRun
 from processes.runner import Execution, Runner
@@ -38,22 +39,31 @@ def run_seed(*, script: str, parameters: dict, tick_number: int) -> int:
 
 def context_summary(context: dict) -> dict:
     """What a run's record keeps of the context (the full activity history is large and in the tick log)."""
-    return {k: context[k] for k in ("tick_number", "scup", "entropy", "mood", "neural_activity", "consciousness_unity", "memory_pressure") if k in context}
+    return {k: context[k] for k in ("tick_number", *TICK_FIGURES) if k in context}
 
 
 class ProcessDispatcher:
+    """Claims and executes runs; what it needs of the engine is handed down as callables.
+
+    `context(window)` is the engine's recent history for a run, `add_impact(mapping)` queues a completed
+    run's impact for the next tick (ValueError if unusable), `set_active(names)` says which scripts run,
+    `publish(message)` sends an outbound stream message.
+    """
+
     def __init__(
         self,
         *,
         runner: Runner,
-        engine: Engine,
-        inbox: EngineInbox,
+        context: Callable[[int], dict],
+        add_impact: Callable[[dict], None],
+        set_active: Callable[[tuple[str, ...]], None],
         publish: Callable[[dict], None],
         max_concurrent: int,
     ) -> None:
         self.runner = runner
-        self.engine = engine
-        self.inbox = inbox
+        self.context = context
+        self.add_impact = add_impact
+        self.set_active = set_active
         self.publish = publish
         self.max_concurrent = max_concurrent
         self.running: dict[int, tuple[ProcessRun, asyncio.Event, asyncio.Task]] = {}
@@ -77,18 +87,20 @@ class ProcessDispatcher:
         if abandoned:
             logger.warning("%d runs were running when the last runner stopped: marked abandoned", abandoned)
         await self.runner.start()
-        self.inbox.on("engine.processes", lambda message: self.wake())
-        self.inbox.on("engine.process_cancel", self._on_cancel)
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="dawn-process-dispatcher")
 
     def wake(self) -> None:
         self._wake.set()
 
+    def handlers(self) -> dict[str, Callable[[dict], None]]:
+        """The engine messages the dispatcher answers, for the engine inbox to route to it."""
+        return {ENGINE_PROCESSES: lambda message: self.wake(), ENGINE_PROCESS_CANCEL: lambda message: self.cancel(message.get("run"))}
+
     def enqueue(self, *, script: str, trigger: str) -> None:
         """Queue an auto-triggered run without blocking the tick: the context is the state of this tick."""
         if self._closing:
             return
-        context = self.engine.context(CONTEXT_WINDOW)
+        context = self.context(CONTEXT_WINDOW)
         task = asyncio.get_running_loop().create_task(self._enqueue(script, trigger, context))
         self._enqueuing.add(task)
         task.add_done_callback(self._enqueuing.discard)
@@ -102,8 +114,9 @@ class ProcessDispatcher:
         self._contexts[run.pk] = context
         self.wake()
 
-    def _on_cancel(self, message: dict) -> None:
-        entry = self.running.get(message.get("run"))
+    def cancel(self, run_id: object) -> None:
+        """Stop the running run `run_id` (an id that is not running is ignored)."""
+        entry = self.running.get(run_id)
         if entry is not None:
             entry[1].set()
 
@@ -134,20 +147,20 @@ class ProcessDispatcher:
             self._refresh_active()
 
     def _refresh_active(self) -> None:
-        self.inbox.active_processes = tuple(sorted({run.script for run, _cancel, _task in self.running.values()}))
+        self.set_active(tuple(sorted({run.script for run, _cancel, _task in self.running.values()})))
 
     async def _execute(self, run: ProcessRun, cancel: asyncio.Event) -> None:
         try:
-            context = self._contexts.pop(run.pk, None) or self.engine.context(CONTEXT_WINDOW)
+            context = self._contexts.pop(run.pk, None) or self.context(CONTEXT_WINDOW)
             seed = run_seed(script=run.script, parameters=run.parameters, tick_number=context["tick_number"])
             patterns = await self.db(selectors.patterns_recent) if run.script == "dream_generator" else []
             await self.db(services.run_started, run=run, context=context_summary(context), seed=seed, tick_number=context["tick_number"])
-            self.publish({"type": "process", "data": run.as_process_output()})
+            self.publish(frames.process_message(run.as_process_output()))
             if run.cancel_requested:
                 cancel.set()
 
             def on_line(line: str) -> None:
-                self.publish({"type": "process_output", "data": {"process_id": run.process_id, "line": line}})
+                self.publish(frames.process_output_message(process_id=run.process_id, line=line))
 
             request = {"parameters": run.parameters, "seed": seed, "context": context, "patterns": patterns}
             execution = await self.runner.execute(run.script, request, on_line=on_line, cancel=cancel)
@@ -161,7 +174,7 @@ class ProcessDispatcher:
             run = await self.db(services.run_finished, run=run, execution=execution)
             if run.status == ProcessRun.Status.COMPLETED and run.consciousness_impact:
                 self._feed_back(run)
-            self.publish({"type": "process", "data": run.as_process_output()})
+            self.publish(frames.process_message(run.as_process_output()))
         except Exception:
             logger.exception("run %s could not be recorded", run.process_id)
         finally:
@@ -171,17 +184,15 @@ class ProcessDispatcher:
 
     def _feed_back(self, run: ProcessRun) -> None:
         try:
-            impact = Impact.from_mapping({**run.consciousness_impact, "source": run.process_id})
+            self.add_impact({**run.consciousness_impact, "source": run.process_id})
         except ValueError as exc:
             logger.warning("run %s has an unusable impact (%s): ignored", run.process_id, exc)
-            return
-        self.inbox.add_impact(impact)
 
-    def after_tick(self, tick_number: int) -> None:
-        """Record (off the tick) which tick applied the impacts the inbox handed to it."""
-        for impact in self.inbox.taken_impacts:
+    def after_tick(self, tick_number: int, sources: Sequence[str]) -> None:
+        """Record (off the tick) that tick `tick_number` applied the impacts of the runs `sources`."""
+        for source in sources:
             task = asyncio.get_running_loop().create_task(
-                self.db(services.run_applied, process_id=impact.source, tick_number=tick_number)
+                self.db(services.run_applied, process_id=source, tick_number=tick_number)
             )
             self._enqueuing.add(task)
             task.add_done_callback(self._enqueuing.discard)

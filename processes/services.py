@@ -10,7 +10,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
 
-from consciousness.broadcast import ENGINE_GROUP
+from consciousness.groups import ENGINE_GROUP, ENGINE_PROCESS_CANCEL, ENGINE_PROCESSES
 from processes.models import MemoryConsolidation, ProcessRun
 from processes.registry import script_modules, script_schema
 from processes.runner import Execution
@@ -56,7 +56,7 @@ def run_create(*, script: object, parameters: object = None, trigger: str = "man
         run.process_id = f"{script}_{run.pk:06d}"
         run.save(update_fields=["process_id"])
     if wake:
-        engine_notify({"type": "engine.processes"})
+        engine_notify({"type": ENGINE_PROCESSES})
     return run
 
 
@@ -76,7 +76,7 @@ def run_cancel(*, run: ProcessRun) -> ProcessRun:
         run.refresh_from_db()
         return run
     if ProcessRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(cancel_requested=True):
-        engine_notify({"type": "engine.process_cancel", "run": run.pk})
+        engine_notify({"type": ENGINE_PROCESS_CANCEL, "run": run.pk})
         run.refresh_from_db()
         return run
     run.refresh_from_db()

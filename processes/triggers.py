@@ -1,21 +1,53 @@
-"""Tick rules from config.yaml's processes.auto_triggers: which analyses a tick starts."""
+"""Tick rules, defined once: the shape of a rule in config.yaml's processes.auto_triggers and how it fires."""
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from consciousness.engine import MOODS
+
+CONDITIONS = ("every", "entropy_below", "mood", "scup_change")
 
 
-@dataclass(frozen=True)
-class Rule:
-    script: str
-    every: int | None = None
-    entropy_below: float | None = None
+class TriggerRule(BaseModel):
+    """One auto-trigger: exactly one condition, plus a cooldown in ticks."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    every: int | None = Field(None, ge=1, le=10_000_000)
+    entropy_below: float | None = Field(None, gt=0, le=1)
     mood: str | None = None
-    scup_change: float | None = None
-    window: int = 20
-    cooldown: int = 0
+    scup_change: float | None = Field(None, gt=0, le=100)
+    window: int = Field(20, ge=1, le=100_000)
+    cooldown: int = Field(0, ge=0, le=10_000_000)
+
+    @field_validator("entropy_below", "scup_change", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
+
+    @field_validator("mood")
+    @classmethod
+    def _known_mood(cls, value: str | None) -> str | None:
+        if value is not None and value not in MOODS:
+            raise ValueError(f"unknown mood {value!r}; known: {', '.join(MOODS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> TriggerRule:
+        if len([k for k in CONDITIONS if getattr(self, k) is not None]) != 1:
+            raise ValueError(f"a rule needs exactly one of {', '.join(CONDITIONS)}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in CONDITIONS if getattr(self, k) is not None)
 
     @property
     def label(self) -> str:
@@ -28,31 +60,38 @@ class Rule:
             return f"mood {self.mood}"
         return f"scup change over {self.scup_change:g} in {self.window} ticks"
 
+    def summary(self) -> dict:
+        """The rule as config.yaml would write it, without the conditions it does not use."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
 
 class TriggerRules:
     """Evaluate the rules tick by tick; cooldowns are counted in ticks."""
 
-    def __init__(self, config: Mapping[str, Mapping]) -> None:
-        self.rules = [Rule(script=script, **{k: v for k, v in spec.items() if v is not None}) for script, spec in config.items()]
+    def __init__(self, config: Mapping[str, TriggerRule | Mapping]) -> None:
+        self.rules = {
+            script: rule if isinstance(rule, TriggerRule) else TriggerRule.model_validate(rule)
+            for script, rule in config.items()
+        }
         self._last_fired: dict[str, int] = {}
-        longest = max((r.window for r in self.rules if r.scup_change is not None), default=1)
+        longest = max((r.window for r in self.rules.values() if r.scup_change is not None), default=1)
         self._scup: deque[float] = deque(maxlen=longest + 1)
 
-    def fire(self, tick: Mapping) -> list[Rule]:
-        """The rules this tick satisfies (each at most once per cooldown)."""
+    def fire(self, tick: Mapping) -> list[tuple[str, TriggerRule]]:
+        """(script, rule) for each rule this tick satisfies (each at most once per cooldown)."""
         number = tick["tick_number"]
         self._scup.append(tick["scup"])
         fired = []
-        for rule in self.rules:
-            last = self._last_fired.get(rule.script)
+        for script, rule in self.rules.items():
+            last = self._last_fired.get(script)
             if last is not None and rule.cooldown and number - last < rule.cooldown:
                 continue
             if self._holds(rule, tick):
-                self._last_fired[rule.script] = number
-                fired.append(rule)
+                self._last_fired[script] = number
+                fired.append((script, rule))
         return fired
 
-    def _holds(self, rule: Rule, tick: Mapping) -> bool:
+    def _holds(self, rule: TriggerRule, tick: Mapping) -> bool:
         if rule.every is not None:
             return tick["tick_number"] % rule.every == 0
         if rule.entropy_below is not None:

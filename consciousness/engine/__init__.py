@@ -1,12 +1,13 @@
 """DAWN's engine: a pure, seeded model of the simulation (numpy only; no Django, no clock, no global RNG)."""
 
-from .config import EngineConfig
+from .config import ConfigValueError, EngineConfig
 from .engine import SNAPSHOT_VERSION, Engine
 from .events import EntropySpike, MemoryWritten, MoodChanged
 from .inputs import MOOD_INFLUENCES, STIMULUS_KINDS, Impact, StepInputs, Stimulus
 from .model import step
 from .mood import MOOD_TRANSITIONS, MOODS, mood_next
 from .state import SERIES, EngineState, Network, StepResult
+from .tick import SUBSYSTEM_FIGURES, TICK_COLUMNS, TICK_FIGURES, tick_flat, tick_of
 
 __all__ = [
     "MOODS",
@@ -15,6 +16,10 @@ __all__ = [
     "SERIES",
     "SNAPSHOT_VERSION",
     "STIMULUS_KINDS",
+    "SUBSYSTEM_FIGURES",
+    "ConfigValueError",
+    "TICK_COLUMNS",
+    "TICK_FIGURES",
     "Engine",
     "EngineConfig",
     "EngineState",
@@ -28,4 +33,6 @@ __all__ = [
     "Stimulus",
     "mood_next",
     "step",
+    "tick_flat",
+    "tick_of",
 ]

@@ -8,6 +8,14 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 
+class ConfigValueError(ValueError):
+    """One setting is invalid; `key` names it (None for a problem between settings)."""
+
+    def __init__(self, key: str | None, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """Validated engine parameters; build it with `from_mapping`."""
@@ -46,18 +54,26 @@ class EngineConfig:
             if key == "tick_rate":  # the loop's business, not the engine's
                 continue
             if key not in known:
-                raise ValueError(f"unknown key {key!r} (known: tick_rate, {', '.join(sorted(known))})")
-            kind, valid, expectation = _RULES[key]
-            values[key] = _checked(key, value, kind, valid, expectation)
+                raise ConfigValueError(key, f"unknown key {key!r} (known: tick_rate, {', '.join(sorted(known))})")
+            values[key] = cls.check(key, value)
         cfg = cls(**values)
         cfg._check_consistency()
         return cfg
 
+    @staticmethod
+    def check(key: str, value: Any) -> Any:
+        """The one validation of setting `key` (also used by runtick's options); ConfigValueError if invalid."""
+        kind, valid, expectation = _RULES[key]
+        try:
+            return _checked(key, value, kind, valid, expectation)
+        except ValueError as exc:
+            raise ConfigValueError(key, str(exc)) from None
+
     def _check_consistency(self) -> None:
         if self.modules > self.units:
-            raise ValueError(f"modules must be at most units ({self.units}), got {self.modules}")
+            raise ConfigValueError("modules", f"modules must be at most units ({self.units}), got {self.modules}")
         if self.unity_window > self.history_window:
-            raise ValueError(f"unity_window must be at most history_window ({self.history_window}), got {self.unity_window}")
+            raise ConfigValueError("unity_window", f"unity_window must be at most history_window ({self.history_window}), got {self.unity_window}")
 
 
 def _checked(key: str, value: Any, kind: type, valid: Callable[[Any], bool], expectation: str) -> Any:
@@ -85,7 +101,8 @@ def _positive(v: float) -> bool:
 _RULES: dict[str, tuple[type, Callable[[Any], bool], str]] = {
     "initial_scup": (float, lambda v: 0 <= v <= 100, "in 0..100"),
     "entropy_target": (float, lambda v: 0 <= v <= 1, "in 0..1"),
-    "seed": (int, lambda v: 0 <= v < 2**128, "a non-negative integer below 2**128"),
+    # stored with the run as a signed 64-bit integer
+    "seed": (int, lambda v: 0 <= v < 2**63, "a non-negative integer below 2**63"),
     "units": (int, lambda v: 4 <= v <= 512, "in 4..512"),
     "modules": (int, lambda v: 1 <= v, "at least 1"),
     "history_window": (int, lambda v: 64 <= v <= 4096, "in 64..4096"),

@@ -21,6 +21,7 @@ from .measures import (
 )
 from .mood import CHAOTIC_ABOVE, mood_next
 from .state import SERIES, EngineState, Network, StepResult, frozen
+from .tick import tick_of
 
 # wiring: units excite their own module and inhibit the others, so modules compete and switch under noise
 P_WITHIN = 0.6
@@ -285,23 +286,3 @@ def step(
         fractal_dim=float(fractal_dim),
     )
     return StepResult(state=new, tick=tick_of(new, inputs), events=tuple(events), applied_stimuli=inputs.stimuli)
-
-
-def tick_of(state: EngineState, inputs: StepInputs) -> dict:
-    """The state in the design's Tick Data Format: plain Python numbers, nothing numpy."""
-    return {
-        "tick_number": int(state.tick_number),
-        "timestamp": float(inputs.timestamp),
-        "scup": float(state.scup),
-        "entropy": float(state.entropy),
-        "mood": str(state.mood),
-        "neural_activity": float(state.neural_activity),
-        "consciousness_unity": float(state.consciousness_unity),
-        "memory_pressure": float(state.memory_pressure),
-        "active_processes": [str(p) for p in inputs.active_processes],
-        "subsystems": {
-            "neural": {"firing_rate": float(state.firing_rate), "connectivity": float(state.connectivity)},
-            "consciousness": {"multi-state": float(state.multi_state), "entanglement": float(state.entanglement)},
-            "chaos": {"lyapunov": float(state.lyapunov), "fractal_dim": float(state.fractal_dim)},
-        },
-    }

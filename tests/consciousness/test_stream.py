@@ -7,8 +7,9 @@ import pytest
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
-from consciousness.broadcast import ENGINE_GROUP, STREAM_GROUP
-from consciousness.stream import CLOSE_SLOW_CLIENT, Client, StreamHub, frame_text, stream_hub
+from consciousness.groups import ENGINE_GROUP, STREAM_GROUP, STREAM_TICK
+from consciousness.frames import CLOSE_SLOW_CLIENT, Frame, tick_message
+from consciousness.hub import Client, StreamHub, stream_hub
 from dawn_site.asgi import application
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.both_shapes]
@@ -57,7 +58,7 @@ async def connect() -> WebsocketCommunicator:
 
 
 async def publish_tick(tick: dict = TICK, **extra) -> None:
-    await get_channel_layer().group_send(STREAM_GROUP, {"type": "tick.update", "tick": tick, "epoch": "e1", **extra})
+    await get_channel_layer().group_send(STREAM_GROUP, {"type": STREAM_TICK, "message": tick_message(tick), "epoch": "e1", **extra})
 
 
 async def test_every_client_receives_each_tick_through_one_group_member(clean_layer):
@@ -158,8 +159,8 @@ class StuckSocket:
         self.frames.append(message)
 
 
-def tick_frame(n: int) -> dict:
-    return frame_text({"type": "tick", "data": {"tick_number": n}})
+def tick_frame(n: int) -> Frame:
+    return Frame(tick_message({"tick_number": n}))
 
 
 def numbers(frames: list[dict]) -> list[int]:
@@ -212,16 +213,16 @@ async def test_a_send_that_fails_drops_the_client():
 
 
 async def test_each_tick_is_encoded_once_for_all_clients(monkeypatch):
-    import consciousness.stream as stream
+    import consciousness.frames as frames
 
     calls = []
-    real = stream.frame_text
-    monkeypatch.setattr(stream, "frame_text", lambda message: calls.append(message) or real(message))
+    real = frames.encode_json
+    monkeypatch.setattr(frames, "encode_json", lambda message: calls.append(message) or real(message))
     hub = StreamHub()
     sends = [StuckSocket(writable=10**9) for _ in range(25)]
     for send in sends:
         hub.register(Client(send, hub))
-    hub.dispatch({"type": "tick.update", "tick": TICK, "epoch": "e"})
+    hub.dispatch({"type": STREAM_TICK, "message": tick_message(TICK), "epoch": "e"})
     assert len(calls) == 1
     assert all(send.frames[0] is sends[0].frames[0] for send in sends)
 
@@ -229,12 +230,12 @@ async def test_each_tick_is_encoded_once_for_all_clients(monkeypatch):
 async def test_group_members_rejoin_before_the_layer_forgets_them_even_when_idle(monkeypatch):
     from channels.layers import InMemoryChannelLayer
 
-    from consciousness import broadcast
+    from consciousness import groups
 
-    monkeypatch.setattr(broadcast, "GROUP_REFRESH_S", 0.2)
+    monkeypatch.setattr(groups, "GROUP_REFRESH_S", 0.2)
     layer = InMemoryChannelLayer(group_expiry=1)  # forgets a member two seconds after it joined
     received = []
-    member = broadcast.GroupMember("dawn.test", received.append, name="test-member")
+    member = groups.GroupMember("dawn.test", received.append, name="test-member")
     await member.join(layer)
     try:
         await asyncio.sleep(3.0)  # no message all that time: only the timer keeps the membership

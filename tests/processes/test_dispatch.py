@@ -12,6 +12,7 @@ from django.conf import settings as django_settings
 from PIL import Image
 
 from consciousness.engine import Engine, EngineConfig, StepInputs
+from consciousness.groups import ENGINE_PROCESS_CANCEL
 from consciousness.inbox import EngineInbox
 from processes import services
 from processes.dispatcher import ProcessDispatcher
@@ -52,11 +53,14 @@ class Harness:
         self.most_running = 0
         self.dispatcher = ProcessDispatcher(
             runner=Runner(script_specs(), cwd=django_settings.BASE_DIR),
-            engine=engine,
-            inbox=self.inbox,
+            context=engine.context,
+            add_impact=self.inbox.add_impact,
+            set_active=self.inbox.set_active,
             publish=self.publish,
             max_concurrent=3,
         )
+        for kind, handler in self.dispatcher.handlers().items():
+            self.inbox.on(kind, handler)
 
     def publish(self, event):
         self.events.append(event)
@@ -131,7 +135,7 @@ async def test_completed_runs_feed_their_impact_to_the_next_tick_and_record_it(h
     impacts = harness.inbox.take(0.0).impacts
     assert [i.source for i in impacts] == [row.process_id]
     assert impacts[0].memory_relief > 0
-    harness.dispatcher.after_tick(151)
+    harness.dispatcher.after_tick(151, [i.source for i in impacts])
     await asyncio.sleep(0.2)
     await database_sync_to_async(row.refresh_from_db)()
     assert row.applied_at_tick == 151
@@ -162,7 +166,7 @@ async def test_cancelling_a_running_run_kills_it(harness):
     while run.pk not in harness.dispatcher.running:
         await asyncio.sleep(0.01)
     await database_sync_to_async(services.run_cancel)(run=run)
-    harness.dispatcher.inbox.dispatch({"type": "engine.process_cancel", "run": run.pk})
+    harness.inbox.dispatch({"type": ENGINE_PROCESS_CANCEL, "run": run.pk})
     (row,) = await harness.finished([run])
     assert row.status == "cancelled"
 

@@ -6,7 +6,7 @@ import logging
 import pytest
 from channels.layers import get_channel_layer
 
-from consciousness.broadcast import GroupMember
+from consciousness.groups import GroupMember
 
 pytestmark = [pytest.mark.scaled, pytest.mark.asyncio]
 
@@ -17,7 +17,7 @@ async def test_an_idle_group_member_outlasts_the_blocking_pop_without_an_error(c
     member = GroupMember("dawn.test.idle", received.append, name="idle-member")
     await member.join(layer)
     try:
-        with caplog.at_level(logging.WARNING, logger="consciousness.broadcast"):
+        with caplog.at_level(logging.WARNING, logger="consciousness.groups"):
             await asyncio.sleep(6.5)  # longer than one blocking pop (5 s)
         assert [r.getMessage() for r in caplog.records] == []
         await layer.group_send("dawn.test.idle", {"type": "hello"})

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from dawn_site.asgi import application
+
 
 class EmbeddedServer(uvicorn.Server):
     """uvicorn without its signal handling: runtick owns SIGTERM/SIGINT, since it must save before exiting."""
@@ -18,8 +20,6 @@ class EmbeddedServer(uvicorn.Server):
 
 def embedded_server() -> EmbeddedServer:
     """A uvicorn server for dawn_site's ASGI application, tuned for many small WebSocket frames."""
-    from dawn_site.asgi import application
-
     config = uvicorn.Config(
         application,
         lifespan="off",  # runtick starts the stream hub itself

@@ -2,30 +2,32 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from consciousness.runtime import EngineRuntime, RuntimeOptions, RuntimeRefused, event_loop_factory
+from consciousness.engine import EngineConfig
+from dawn_site.config import tick_rate_check
+from dawn_site.runtime import EngineRuntime, RuntimeOptions, RuntimeRefused, event_loop_factory
 
 
-def _positive_rate(value: str) -> float:
-    import argparse
-    import math
-
+def _rate(value: str) -> float:
     try:
-        rate = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not math.isfinite(rate) or rate <= 0 or rate > 1000:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a tick rate in (0, 1000] Hz")
-    return rate
+        return tick_rate_check(float(value))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r}: {exc}") from None
+
+
+def _seed(value: str) -> int:
+    try:
+        return EngineConfig.check("seed", int(value))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r}: {exc}") from None
 
 
 def _count(value: str) -> int:
-    import argparse
-
     try:
         number = int(value)
     except ValueError:
@@ -36,8 +38,6 @@ def _count(value: str) -> int:
 
 
 def _port(value: str) -> int:
-    import argparse
-
     number = _count(value)
     if not 1 <= number <= 65535:
         raise argparse.ArgumentTypeError(f"{value!r} is not a port number (1-65535)")
@@ -48,8 +48,8 @@ class Command(BaseCommand):
     help = "Run DAWN's tick loop; unless --no-serve, also serve HTTP and /ws (embedded shape)."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--rate", type=_positive_rate, help="ticks per second (default: config.yaml tick_rate)")
-        parser.add_argument("--seed", type=_count, help="seed of a new run (default: config.yaml seed; a stored run keeps its own)")
+        parser.add_argument("--rate", type=_rate, help="ticks per second (default: config.yaml tick_rate)")
+        parser.add_argument("--seed", type=_seed, help="seed of a new run (default: config.yaml seed; a stored run keeps its own)")
         parser.add_argument("--ticks", type=_count, help="run this many ticks, then stop")
         parser.add_argument("--until", type=_count, help="stop once this tick_number is done")
         parser.add_argument("--host", help="address to serve on (default: config.yaml api.host)")

@@ -1,4 +1,9 @@
-"""From the engine to the channel layer: one message per tick, whatever the number of clients."""
+"""Channel-layer membership: the group names, the one member per process, and publishers that never block.
+
+The engine publishes each outbound message once to STREAM_GROUP, whatever the number of clients; each
+serving process has exactly one member there (its StreamHub). Clients and workers reach the engine
+through ENGINE_GROUP, where runtick's inbox is the member.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from consciousness.engine import StepResult
+from consciousness.frames import tick_message
 
 logger = logging.getLogger(__name__)
 
@@ -19,10 +25,12 @@ ENGINE_GROUP = "dawn.engine"
 # channels_redis forgets group members after its group_expiry (an hour here): re-join well before
 GROUP_REFRESH_S = 600.0
 
-
-def tick_payload(result: StepResult) -> dict:
-    """The tick in the seed's Tick Data Format; pure and JSON-safe."""
-    return result.tick
+# channel-layer message types (the envelope; the outbound message rides inside unchanged)
+STREAM_TICK = "stream.tick"  # {"message": tick message, "epoch": str, "stimuli": [{"key", "ref"}]}
+STREAM_EVENT = "stream.event"  # {"message": any other outbound message}
+ENGINE_STIMULUS = "engine.stimulus"  # {"kind", "intensity", "ref", "key"}: a client's stimulus
+ENGINE_PROCESSES = "engine.processes"  # a run was queued: claim it now rather than at the next poll
+ENGINE_PROCESS_CANCEL = "engine.process_cancel"  # {"run": id}: stop a running run
 
 
 class GroupMember:
@@ -181,3 +189,32 @@ class QueuePublisher(_GroupPublisher):
 
     def _take(self) -> dict | None:
         return self._queue.popleft() if self._queue else None
+
+
+class StreamPublisher:
+    """runtick's side of the stream: each tick and each event goes once to STREAM_GROUP.
+
+    A tick sink for the loop: it carries the tick message with the epoch and the keys of the stimuli
+    the tick applied (`applied()`), so that every serving process can acknowledge its own clients'.
+    """
+
+    def __init__(self, layer: Any, *, epoch: str, applied: Callable[[], list[dict]]) -> None:
+        self.epoch = epoch
+        self.applied = applied
+        self._ticks = LatestPublisher(layer, STREAM_GROUP)
+        self._events = QueuePublisher(layer, STREAM_GROUP)
+
+    async def __call__(self, result: StepResult) -> None:
+        envelope = {"type": STREAM_TICK, "message": tick_message(result.tick), "epoch": self.epoch}
+        stimuli = self.applied()
+        if stimuli:
+            envelope["stimuli"] = stimuli
+        self._ticks.offer(envelope)
+
+    def event(self, message: dict) -> None:
+        """Publish any other outbound message (a run's status, a line of its output) in order."""
+        self._events.offer({"type": STREAM_EVENT, "message": message})
+
+    async def close(self) -> None:
+        await self._ticks.close()
+        await self._events.close()

@@ -13,16 +13,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+import uvloop
 from channels.layers import get_channel_layer
 from django.conf import settings
 
 from consciousness import selectors, services
-from consciousness.broadcast import STREAM_GROUP, LatestPublisher, QueuePublisher, tick_payload
 from consciousness.engine import Engine, EngineConfig, StepResult
+from consciousness.groups import StreamPublisher
+from consciousness.hub import stream_hub
 from consciousness.inbox import EngineInbox
-from consciousness.lock import EngineLock
+from consciousness.lock import EngineLock, EngineLocked
 from consciousness.loop import TickLoop
 from consciousness.persistence import HistoryWriter
+from dawn_site.server import embedded_server
+from processes.dispatcher import ProcessDispatcher
+from processes.registry import script_specs
+from processes.runner import Runner
+from processes.triggers import TriggerRules
 
 logger = logging.getLogger(__name__)
 
@@ -44,13 +51,9 @@ class RuntimeOptions:
     reset: bool = False
 
 
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop where it is installed (it is pinned): its transports write a frame to a socket for a
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop (pinned): its transports write a frame to a socket for a
     fraction of the standard loop's cost, and the fan-out writes one per client per tick."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
     return uvloop.new_event_loop
 
 
@@ -111,8 +114,6 @@ class EngineRuntime:
 
     def prepare(self) -> None:
         """Synchronous start-up: take the lock, resume the engine, bind the port (raises RuntimeRefused)."""
-        from consciousness.lock import EngineLocked
-
         try:
             self.lock.acquire()
         except EngineLocked as exc:
@@ -148,19 +149,19 @@ class EngineRuntime:
             retention=timedelta(hours=persistence["retention_hours"]),
             prune_interval=persistence["prune_interval"],
         )
-        publisher = LatestPublisher(layer, STREAM_GROUP)
-        epoch = str(self.epoch)
         inbox = self.inbox
-
-        async def broadcast(result: StepResult) -> None:
-            message = {"type": "tick.update", "tick": tick_payload(result), "epoch": epoch}
-            if inbox.applied:
-                message["stimuli"] = inbox.applied
-            publisher.offer(message)
-
-        events = QueuePublisher(layer, STREAM_GROUP)
-        dispatcher = self._dispatcher(lambda event: events.offer({"type": "stream.event", "event": event}))
-        sinks = [history, broadcast, self._process_sink(dispatcher)]
+        stream = StreamPublisher(layer, epoch=str(self.epoch), applied=lambda: inbox.applied)
+        dispatcher = ProcessDispatcher(
+            runner=Runner(script_specs(), cwd=settings.BASE_DIR),
+            context=self.engine.context,
+            add_impact=inbox.add_impact,
+            set_active=inbox.set_active,
+            publish=stream.event,
+            max_concurrent=self.config["processes"]["max_concurrent"],
+        )
+        for kind, handler in dispatcher.handlers().items():
+            inbox.on(kind, handler)
+        sinks = [history, stream, self._process_sink(dispatcher)]
 
         self.loop = TickLoop(
             engine=self.engine,
@@ -178,7 +179,7 @@ class EngineRuntime:
                 serve_task = await self._serve()
             logger.info(
                 "engine epoch %s, seed %d, resuming after tick %d at %.3g Hz%s",
-                epoch,
+                self.epoch,
                 self.seed,
                 self.engine.state.tick_number,
                 self.options.rate,
@@ -188,8 +189,7 @@ class EngineRuntime:
         finally:
             await dispatcher.close()
             await history.close()
-            await publisher.close()
-            await events.close()
+            await stream.close()
             await inbox.close()
             if serve_task is not None:
                 await self._stop_serving(serve_task)
@@ -203,39 +203,21 @@ class EngineRuntime:
                 self.loop.slots_skipped,
             )
 
-    def _dispatcher(self, publish):
-        from processes.dispatcher import ProcessDispatcher
-        from processes.registry import script_specs
-        from processes.runner import Runner
-
-        return ProcessDispatcher(
-            runner=Runner(script_specs(), cwd=settings.BASE_DIR),
-            engine=self.engine,
-            inbox=self.inbox,
-            publish=publish,
-            max_concurrent=self.config["processes"]["max_concurrent"],
-        )
-
     def _process_sink(self, dispatcher):
         """After each tick: record applied impacts, and (unless --no-processes) fire the tick rules."""
-        from processes.triggers import TriggerRules
-
         rules = TriggerRules(self.config["processes"]["auto_triggers"]) if self.options.processes else None
         inbox = self.inbox
 
         async def process_sink(result: StepResult) -> None:
             if inbox.taken_impacts:
-                dispatcher.after_tick(result.state.tick_number)
+                dispatcher.after_tick(result.state.tick_number, [impact.source for impact in inbox.taken_impacts])
             if rules is not None:
-                for rule in rules.fire(result.tick):
-                    dispatcher.enqueue(script=rule.script, trigger=rule.label)
+                for script, rule in rules.fire(result.tick):
+                    dispatcher.enqueue(script=script, trigger=rule.label)
 
         return process_sink
 
     async def _serve(self) -> asyncio.Task:
-        from consciousness.server import embedded_server
-        from consciousness.stream import stream_hub
-
         await stream_hub().start()
         self.server = embedded_server()
         task = asyncio.get_running_loop().create_task(self.server.serve(sockets=[self.sock]), name="dawn-http")
@@ -246,8 +228,6 @@ class EngineRuntime:
         return task
 
     async def _stop_serving(self, task: asyncio.Task) -> None:
-        from consciousness.stream import stream_hub
-
         self.server.should_exit = True
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.shield(task), 5)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import time
 import uuid
@@ -22,17 +21,12 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from consciousness.broadcast import STREAM_GROUP, GroupMember
+from consciousness.frames import CLOSE_SLOW_CLIENT, Frame, stimulus_applied_message
+from consciousness.groups import STREAM_EVENT, STREAM_GROUP, STREAM_TICK, GroupMember
 
 logger = logging.getLogger(__name__)
 
-CLOSE_SLOW_CLIENT = 4001  # the client fell behind: reconnect (and resume)
 _FIRST_FREEZE_AT = 64
-
-
-def frame_text(message: dict) -> dict:
-    """An ASGI websocket.send message carrying `message` as compact JSON text."""
-    return {"type": "websocket.send", "text": json.dumps(message, separators=(",", ":"), allow_nan=False)}
 
 
 class Client:
@@ -50,8 +44,9 @@ class Client:
         self.closed = False
         self.delivered = 0
 
-    def offer(self, message: dict) -> None:
-        """Write `message` now if the socket is free, else keep it as the newest pending frame."""
+    def offer(self, frame: Frame) -> None:
+        """Write `frame` now if the socket is free, else keep it as the newest pending frame."""
+        message = frame.asgi
         if self.closed:
             return
         if self.busy:
@@ -139,22 +134,23 @@ class StreamHub:
     async def stop(self) -> None:
         await self._member.leave()
 
-    def dispatch(self, message: dict) -> None:
-        kind = message.get("type")
-        if kind == "tick.update":
-            self.latest_tick = message["tick"]
-            self.latest_epoch = message.get("epoch")
+    def dispatch(self, envelope: dict) -> None:
+        kind = envelope.get("type")
+        if kind == STREAM_TICK:
+            tick = envelope["message"]["data"]
+            self.latest_tick = tick
+            self.latest_epoch = envelope.get("epoch")
             self.latest_received_at = time.time()
-            self.broadcast(frame_text({"type": "tick", "data": message["tick"]}))
-            if message.get("stimuli"):
-                self._acknowledge(message["stimuli"], message["tick"]["tick_number"])
-        elif kind == "stream.event":
-            self.broadcast(frame_text(message["event"]))
+            self.broadcast(Frame(envelope["message"]))
+            if envelope.get("stimuli"):
+                self._acknowledge(envelope["stimuli"], tick["tick_number"])
+        elif kind == STREAM_EVENT:
+            self.broadcast(Frame(envelope["message"]))
 
-    def broadcast(self, asgi_message: dict) -> None:
-        """Offer one pre-encoded frame to every local client."""
+    def broadcast(self, frame: Frame) -> None:
+        """Offer one frame, encoded once, to every local client."""
         for client in list(self.clients.values()):
-            client.offer(asgi_message)
+            client.offer(frame)
 
     def register(self, client: Client) -> None:
         self.clients[client.id] = client
@@ -188,8 +184,7 @@ class StreamHub:
             client_id = self._stimulus_origin.pop(item.get("key") or "", None)
             client = self.clients.get(client_id) if client_id else None
             if client is not None:
-                ack = {"type": "stimulus_applied", "data": {"ref": item.get("ref"), "tick_number": tick_number}}
-                client.offer(frame_text(ack))
+                client.offer(Frame(stimulus_applied_message(ref=item.get("ref"), tick_number=tick_number)))
 
 
 async def _send_quietly(send: Callable[[dict], Awaitable[None]], message: dict, timeout: float = 5.0) -> None:

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class DawnSiteConfig(AppConfig):
+    """The composition of a running DAWN: it holds the runtick command."""
+
+    name = "dawn_site"
+    verbose_name = "DAWN"
