@@ -8,7 +8,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/test)
 TEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/0)
 
-.PHONY: venv migrate run test test-embedded test-scaled bench bench-workers clean
+.PHONY: venv migrate run test lint test-embedded test-scaled bench bench-workers clean
 
 $(BIN)/.installed: requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,11 @@ migrate: venv
 run: migrate
 	$(BIN)/python manage.py runtick --host $(HOST) --port $(PORT)
 
-test: test-embedded test-scaled
+test: lint test-embedded test-scaled
+
+# the layer contract (.importlinter): imports run only downward
+lint: venv
+	$(BIN)/lint-imports
 
 # embedded shape: SQLite and the in-memory channel layer, whatever the environment says
 test-embedded: venv

@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 
+from consciousness.engine import TICK_FIGURES
 from consciousness.models import EngineSnapshot, Tick
 
 
@@ -18,7 +19,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Tick)
 class TickAdmin(ReadOnlyAdmin):
-    list_display = ("tick_number", "recorded_at", "mood", "scup", "entropy", "neural_activity", "consciousness_unity", "memory_pressure")
+    list_display = ("tick_number", "recorded_at", *TICK_FIGURES)
     list_filter = ("mood",)
     search_fields = ("=tick_number", "mood")
     date_hierarchy = "recorded_at"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from django.db import models
 
+from consciousness.engine import TICK_FIGURES
+
 MAIN_RUN = "main"
 
 
 class Tick(models.Model):
-    """One persisted tick, in the seed's Tick Data Format."""
+    """One persisted tick, in the seed's Tick Data Format: a column per top-level figure (TICK_FIGURES)."""
 
     tick_number = models.BigIntegerField(primary_key=True)
     timestamp = models.FloatField(help_text="Epoch seconds at which the engine produced the tick.")
@@ -34,12 +36,7 @@ class Tick(models.Model):
         return {
             "tick_number": self.tick_number,
             "timestamp": self.timestamp,
-            "scup": self.scup,
-            "entropy": self.entropy,
-            "mood": self.mood,
-            "neural_activity": self.neural_activity,
-            "consciousness_unity": self.consciousness_unity,
-            "memory_pressure": self.memory_pressure,
+            **{name: getattr(self, name) for name in TICK_FIGURES},
             "active_processes": list(self.active_processes),
             "subsystems": self.subsystems,
         }

@@ -8,9 +8,8 @@ from datetime import datetime, timedelta, timezone
 from django.db import transaction
 from django.utils import timezone as dj_timezone
 
+from consciousness.engine import TICK_FIGURES
 from consciousness.models import MAIN_RUN, EngineSnapshot, Tick
-
-_TICK_FIELDS = ("scup", "entropy", "mood", "neural_activity", "consciousness_unity", "memory_pressure")
 
 
 def _tick_row(tick: dict) -> Tick:
@@ -20,7 +19,7 @@ def _tick_row(tick: dict) -> Tick:
         recorded_at=datetime.fromtimestamp(tick["timestamp"], tz=timezone.utc),
         active_processes=list(tick["active_processes"]),
         subsystems=tick["subsystems"],
-        **{name: tick[name] for name in _TICK_FIELDS},
+        **{name: tick[name] for name in TICK_FIGURES},
     )
 
 

@@ -7,35 +7,8 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from consciousness.engine import TICK_COLUMNS, tick_flat
 from consciousness.selectors import tick_data_iter
-
-CSV_COLUMNS = (
-    "tick_number",
-    "timestamp",
-    "scup",
-    "entropy",
-    "mood",
-    "neural_activity",
-    "consciousness_unity",
-    "memory_pressure",
-    "active_processes",
-    "neural.firing_rate",
-    "neural.connectivity",
-    "consciousness.multi-state",
-    "consciousness.entanglement",
-    "chaos.lyapunov",
-    "chaos.fractal_dim",
-)
-
-
-def csv_row(tick: dict) -> list:
-    """One tick flattened: subsystems as dotted columns, active processes joined by spaces."""
-    row = [tick[name] for name in CSV_COLUMNS[:8]]
-    row.append(" ".join(tick["active_processes"]))
-    for column in CSV_COLUMNS[9:]:
-        subsystem, figure = column.split(".", 1)
-        row.append(tick["subsystems"][subsystem][figure])
-    return row
 
 
 class Command(BaseCommand):
@@ -51,10 +24,11 @@ class Command(BaseCommand):
             raise CommandError(f"--since {since} is after --until {until}")
         out = self.stdout
         if format == "csv":
-            writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(CSV_COLUMNS)
+            # subsystems as dotted columns, active processes joined by spaces
+            writer = csv.DictWriter(out, fieldnames=TICK_COLUMNS, lineterminator="\n")
+            writer.writeheader()
             for tick in tick_data_iter(since=since, until=until):
-                writer.writerow(csv_row(tick))
+                writer.writerow(tick_flat(tick))
         else:
             for tick in tick_data_iter(since=since, until=until):
                 out.write(json.dumps(tick, separators=(",", ":")))
