@@ -30,6 +30,8 @@ def history_flush(*, ticks: list[dict], snapshot: dict, epoch: uuid.UUID, seed: 
     at the first tick that is not persisted, and regenerates it.
     """
     now = dj_timezone.now()
+    # the epoch rides inside the state too, so that a row whose columns were changed is detected at resume
+    snapshot = {**snapshot, "epoch": str(epoch)}
     with transaction.atomic():
         Tick.objects.bulk_create([_tick_row(t) for t in ticks], batch_size=500)
         updated = EngineSnapshot.objects.filter(run=run).update(

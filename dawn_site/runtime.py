@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import signal
 import socket
@@ -24,6 +25,7 @@ from consciousness.hub import stream_hub
 from consciousness.inbox import EngineInbox
 from consciousness.lock import EngineLock, EngineLocked
 from consciousness.loop import TickLoop
+from consciousness.models import EngineSnapshot
 from consciousness.persistence import HistoryWriter
 from dawn_site.server import embedded_server
 from processes.dispatcher import ProcessDispatcher
@@ -57,8 +59,13 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     return uvloop.new_event_loop
 
 
-def engine_resume(cfg: EngineConfig, *, seed: int | None, reset: bool) -> tuple[Engine, uuid.UUID, int]:
-    """The engine as the last snapshot left it, or a new one; returns (engine, epoch, seed)."""
+def engine_resume(cfg: EngineConfig, *, seed: int | None, reset: bool, max_discard: int) -> tuple[Engine, uuid.UUID, int]:
+    """The engine as the last snapshot left it, or a new one; returns (engine, epoch, seed).
+
+    A snapshot row whose columns disagree with the state it holds is refused, never trusted; ticks
+    persisted beyond the snapshot (none should exist: the flush is atomic) are discarded only if they
+    are at most one flush interval's worth (`max_discard`), and the range is logged.
+    """
     if reset:
         services.history_reset()
     snapshot = selectors.snapshot_latest()
@@ -71,13 +78,33 @@ def engine_resume(cfg: EngineConfig, *, seed: int | None, reset: bool) -> tuple[
             f"--seed {seed} would mix two runs. Drop --seed to resume it, or add --reset to start over."
         )
     try:
+        snapshot_check(snapshot)
         engine = Engine.from_snapshot(snapshot.state, cfg)
     except ValueError as exc:
         raise RuntimeRefused(f"cannot resume from the stored snapshot ({exc}); add --reset to start a new run") from None
-    discarded = services.history_discard_after(tick_number=snapshot.tick_number)
-    if discarded:
-        logger.warning("discarded %d ticks persisted beyond the snapshot", discarded)
+    beyond = selectors.ticks_between(since=snapshot.tick_number + 1)
+    count = beyond.count()
+    if count > max_discard:
+        raise RuntimeRefused(
+            f"the database holds {count} ticks beyond the snapshot at tick {snapshot.tick_number}, more than one "
+            f"flush interval ({max_discard}); refusing to discard them. Add --reset to start a new run."
+        )
+    if count:
+        last = beyond.last().tick_number
+        services.history_discard_after(tick_number=snapshot.tick_number)
+        logger.warning("discarded ticks %d..%d persisted beyond the snapshot (%d ticks)", snapshot.tick_number + 1, last, count)
     return engine, snapshot.epoch, snapshot.seed
+
+
+def snapshot_check(snapshot: EngineSnapshot) -> None:
+    """ValueError unless the row's tick number, epoch and seed are those of the state it stores."""
+    state = snapshot.state if isinstance(snapshot.state, dict) else {}
+    inner = state.get("state") if isinstance(state.get("state"), dict) else {}
+    stored = {"tick number": inner.get("tick_number"), "seed": state.get("seed"), "epoch": state.get("epoch")}
+    expected = {"tick number": snapshot.tick_number, "seed": snapshot.seed, "epoch": str(snapshot.epoch)}
+    for what, value in expected.items():
+        if stored[what] != value:
+            raise ValueError(f"the row says {what} {value!r} but its state holds {stored[what]!r}")
 
 
 def listen_socket(host: str, port: int) -> socket.socket:
@@ -119,7 +146,12 @@ class EngineRuntime:
         except EngineLocked as exc:
             raise RuntimeRefused(str(exc)) from None
         try:
-            self.engine, self.epoch, self.seed = engine_resume(self.engine_config, seed=self.options.seed, reset=self.options.reset)
+            self.engine, self.epoch, self.seed = engine_resume(
+                self.engine_config,
+                seed=self.options.seed,
+                reset=self.options.reset,
+                max_discard=math.ceil(self.options.rate * self.config["persistence"]["flush_interval"]) + 1,
+            )
             self.sock = listen_socket(self.options.host, self.options.port) if self.options.serve else None
         except BaseException:
             self.lock.release()

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dawn_site.config import ConfigError, config_load, config_parse
 
@@ -94,3 +96,56 @@ def test_manage_py_refuses_to_start_with_a_readable_message(tmp_path):
     assert completed.returncode == 2
     assert "Traceback" not in completed.stderr
     assert "consciousness.tick_rate" in completed.stderr and str(path) in completed.stderr
+
+
+def test_a_file_that_is_not_utf8_is_named_without_a_traceback(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_bytes(b"consciousness:\n  tick_rate: 10 # \xff\xfe latin-1 \xe9\n")
+    with pytest.raises(ConfigError, match="not UTF-8") as caught:
+        config_load(path)
+    assert str(path) in str(caught.value)
+
+
+def test_a_trigger_on_an_unknown_mood_names_the_key():
+    with pytest.raises(ConfigError, match=r"processes\.auto_triggers\.dream_generator\.mood.*sleepy"):
+        config_parse({"processes": {"auto_triggers": {"dream_generator": {"mood": "sleepy"}}}})
+
+
+yaml_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12)
+)
+yaml_data = st.recursive(
+    yaml_scalars,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=20,
+)
+SECTIONS = ("consciousness", "processes", "api", "persistence", "stream")
+KEYS = ("tick_rate", "seed", "units", "auto_triggers", "max_concurrent", "timeout", "port", "cors_origins",
+        "flush_interval", "stale_after", "neural_analyzer", "every", "mood", "cooldown")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        yaml_data,
+        st.dictionaries(st.sampled_from(SECTIONS), st.dictionaries(st.sampled_from(KEYS), yaml_data, max_size=4)),
+    )
+)
+def test_any_data_is_either_a_valid_config_or_a_config_error(data):
+    try:
+        config = config_parse(data)
+    except ConfigError as exc:
+        assert str(exc).startswith("config.yaml")
+    else:
+        assert set(config) == set(SECTIONS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_any_file_content_is_either_a_valid_config_or_a_config_error(tmp_path_factory, content):
+    path = tmp_path_factory.mktemp("fuzz") / "config.yaml"
+    path.write_bytes(content)
+    try:
+        config_load(path)
+    except ConfigError as exc:
+        assert str(path) in str(exc)
