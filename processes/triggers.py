@@ -68,14 +68,20 @@ class TriggerRule(BaseModel):
 class TriggerRules:
     """Evaluate the rules tick by tick; cooldowns are counted in ticks."""
 
-    def __init__(self, config: Mapping[str, TriggerRule | Mapping]) -> None:
+    def __init__(self, config: Mapping[str, TriggerRule | Mapping], *, state: Mapping | None = None) -> None:
         self.rules = {
             script: rule if isinstance(rule, TriggerRule) else TriggerRule.model_validate(rule)
             for script, rule in config.items()
         }
-        self._last_fired: dict[str, int] = {}
         longest = max((r.window for r in self.rules.values() if r.scup_change is not None), default=1)
-        self._scup: deque[float] = deque(maxlen=longest + 1)
+        state = state or {}
+        self._last_fired: dict[str, int] = {k: int(v) for k, v in dict(state.get("last_fired", {})).items()}
+        self._scup: deque[float] = deque((float(v) for v in state.get("scup", ())), maxlen=longest + 1)
+
+    def state(self) -> dict:
+        """What the rules remember (cooldowns, the SCUP window), to be saved with the engine's snapshot:
+        rules rebuilt from it fire exactly as the uninterrupted ones would."""
+        return {"last_fired": dict(self._last_fired), "scup": list(self._scup)}
 
     def fire(self, tick: Mapping) -> list[tuple[str, TriggerRule]]:
         """(script, rule) for each rule this tick satisfies (each at most once per cooldown)."""

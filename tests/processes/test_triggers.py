@@ -1,0 +1,50 @@
+"""Tick rules: each condition, cooldowns in ticks, and a saved state that resumes exactly."""
+
+import pytest
+
+from processes.triggers import TriggerRule, TriggerRules
+
+RULES = {
+    "neural_analyzer": {"every": 5},
+    "chaos_engine": {"entropy_below": 0.3, "cooldown": 7},
+    "dream_generator": {"mood": "contemplative", "cooldown": 4},
+    "consciousness_processor": {"scup_change": 5.0, "window": 6, "cooldown": 3},
+}
+
+
+def ticks(count: int) -> list[dict]:
+    moods = ("curious", "contemplative", "serene")
+    return [
+        {"tick_number": n, "scup": 50 + 8 * ((n * 7) % 5) / 4, "entropy": 0.1 + ((n * 13) % 9) / 10, "mood": moods[n % 3]}
+        for n in range(1, count + 1)
+    ]
+
+
+def fired(rules: TriggerRules, series: list[dict]) -> list[tuple[int, str]]:
+    return [(tick["tick_number"], script) for tick in series for script, _rule in rules.fire(tick)]
+
+
+def test_each_condition_fires_and_cooldowns_hold():
+    events = fired(TriggerRules(RULES), ticks(60))
+    by_script = {s: [n for n, name in events if name == s] for s in RULES}
+    assert by_script["neural_analyzer"] == list(range(5, 61, 5))
+    for script, spec in RULES.items():
+        gaps = [b - a for a, b in zip(by_script[script], by_script[script][1:])]
+        assert by_script[script] and all(g >= spec.get("cooldown", 0) for g in gaps), script
+
+
+@pytest.mark.parametrize("cut", [1, 13, 29, 47])
+def test_rules_rebuilt_from_their_saved_state_fire_as_the_uninterrupted_ones(cut):
+    series = ticks(80)
+    uninterrupted = fired(TriggerRules(RULES), series)
+    first = TriggerRules(RULES)
+    before = fired(first, series[:cut])
+    after = fired(TriggerRules(RULES, state=first.state()), series[cut:])
+    assert before + after == uninterrupted
+    assert fired(TriggerRules(RULES), series[cut:]) != uninterrupted[len(before):]  # the state matters
+
+
+def test_labels_read_as_the_rule():
+    assert TriggerRule(every=50).label == "every 50 ticks"
+    assert TriggerRule(entropy_below=0.2, cooldown=50).label == "entropy below 0.2"
+    assert TriggerRule(mood="contemplative").summary() == {"mood": "contemplative", "window": 20, "cooldown": 0}
