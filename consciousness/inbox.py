@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -13,41 +13,77 @@ from consciousness.engine import Impact, StepInputs, Stimulus
 logger = logging.getLogger(__name__)
 
 MAX_STIMULI_PER_TICK = 32
-MAX_QUEUED = 10_000
+MAX_QUEUED = 10_000  # stimuli waiting, all senders together
+MAX_PENDING_PER_SENDER = 64  # a flooding client fills its own queue, never the others'
 
 
 class EngineInbox:
-    """Collects inputs between ticks and hands them to the next one; also lists the active processes."""
+    """Collects inputs between ticks and hands them to the next one; also lists the active processes.
 
-    def __init__(self) -> None:
-        self._stimuli: deque[tuple[Stimulus, dict]] = deque()
-        self._impacts: list[Impact] = []
+    Stimuli wait in one queue per sender and are taken round-robin, so one client cannot starve another's;
+    a stimulus that cannot wait is rejected, and the rejection reaches its sender like an ack does.
+    Impacts carry the tick they are due at and apply at the first tick at or after it.
+    """
+
+    def __init__(self, *, next_tick: Callable[[], int] | None = None) -> None:
+        self.next_tick = next_tick  # the number of the tick the next take() is for (None: any)
+        self._stimuli: OrderedDict[str, deque[tuple[Stimulus, dict]]] = OrderedDict()
+        self._queued = 0
+        self._rejected: list[dict] = []
+        self._impacts: list[tuple[int, Impact]] = []
         self.active_processes: tuple[str, ...] = ()
-        self.applied: list[dict] = []  # keys and refs of the stimuli the last tick applied
+        # keys and refs of the stimuli the last tick applied, and of those rejected since the one before
+        self.applied: list[dict] = []
         self.taken_impacts: tuple[Impact, ...] = ()  # the impacts the last tick applied
         self._handlers: dict[str, Callable[[dict], None]] = {ENGINE_STIMULUS: self._on_stimulus}
         self._member = GroupMember(ENGINE_GROUP, self.dispatch, name="dawn-engine-inbox")
 
-    def add_stimulus(self, stimulus: Stimulus, *, key: str | None = None, ref: Any = None) -> bool:
-        if len(self._stimuli) >= MAX_QUEUED:
+    def add_stimulus(self, stimulus: Stimulus, *, key: str | None = None, ref: Any = None, sender: str | None = None) -> bool:
+        """Queue a stimulus for the next ticks; False (and a rejection for its sender) if it cannot wait."""
+        sender = sender or key or ""
+        queue = self._stimuli.get(sender)
+        meta = {"key": key, "ref": ref}
+        if self._queued >= MAX_QUEUED or (queue is not None and len(queue) >= MAX_PENDING_PER_SENDER):
+            if key:
+                self._rejected.append({**meta, "rejected": "queue_full"})
             return False
-        self._stimuli.append((stimulus, {"key": key, "ref": ref}))
+        if queue is None:
+            queue = self._stimuli[sender] = deque()
+        queue.append((stimulus, meta))
+        self._queued += 1
         return True
 
-    def add_impact(self, mapping: dict) -> None:
-        """Queue a process's impact for the next tick; ValueError (naming the key) if it is not one."""
-        self._impacts.append(Impact.from_mapping(mapping))
+    def add_impact(self, mapping: dict, *, due: int = 0) -> None:
+        """Queue a process's impact for tick `due` (or the first after it); ValueError if it is not one."""
+        self._impacts.append((due, Impact.from_mapping(mapping)))
 
     def set_active(self, names: tuple[str, ...]) -> None:
         """The scripts running now, listed in each tick's active_processes."""
         self.active_processes = names
 
+    def _take_stimuli(self) -> list[tuple[Stimulus, dict]]:
+        taken: list[tuple[Stimulus, dict]] = []
+        while self._stimuli and len(taken) < MAX_STIMULI_PER_TICK:
+            sender, queue = next(iter(self._stimuli.items()))
+            taken.append(queue.popleft())
+            self._queued -= 1
+            del self._stimuli[sender]
+            if queue:
+                self._stimuli[sender] = queue  # to the back of the line
+        return taken
+
     def take(self, timestamp: float) -> StepInputs:
         """The inputs of the next tick; stimuli beyond the per-tick cap wait for the following ones."""
-        taken = [self._stimuli.popleft() for _ in range(min(len(self._stimuli), MAX_STIMULI_PER_TICK))]
-        impacts, self._impacts = tuple(self._impacts), []
+        taken = self._take_stimuli()
+        tick = self.next_tick() if self.next_tick is not None else None
+        due = sorted(
+            ((d, impact) for d, impact in self._impacts if tick is None or d <= tick), key=lambda e: (e[0], e[1].source)
+        )
+        self._impacts = [(d, impact) for d, impact in self._impacts if tick is not None and d > tick]
+        impacts = tuple(impact for _d, impact in due)
         self.taken_impacts = impacts
-        self.applied = [meta for _stimulus, meta in taken if meta["key"]]
+        self.applied = [meta for _stimulus, meta in taken if meta["key"]] + self._rejected
+        self._rejected = []
         return StepInputs(
             timestamp=timestamp,
             stimuli=tuple(stimulus for stimulus, _meta in taken),
@@ -79,8 +115,9 @@ class EngineInbox:
         except ValueError as exc:  # consumers validate first; this guards other senders
             logger.warning("dropping an invalid stimulus: %s", exc)
             return
-        if not self.add_stimulus(stimulus, key=message.get("key"), ref=message.get("ref")):
-            logger.warning("stimulus queue full; dropping %r", message.get("ref"))
+        sender = message.get("client") or message.get("key")
+        if not self.add_stimulus(stimulus, key=message.get("key"), ref=message.get("ref"), sender=sender):
+            logger.debug("stimulus queue of %s full; rejected %r", sender, message.get("ref"))
 
     async def close(self) -> None:
         await self._member.leave()

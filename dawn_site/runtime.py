@@ -134,7 +134,7 @@ class EngineRuntime:
         self.config = settings.DAWN_CONFIG
         self.engine_config = EngineConfig.from_mapping(self.config["consciousness"])
         self.lock = EngineLock()
-        self.inbox = EngineInbox()
+        self.inbox = EngineInbox(next_tick=lambda: self.engine.state.tick_number + 1)
         self.loop: TickLoop | None = None
         self.server = None
         self.signals = 0
