@@ -7,7 +7,10 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dawn_site.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs the apps loaded)
+from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs the apps loaded)
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
+from consciousness.access import OriginPolicy, TokenAuthMiddleware  # noqa: E402
 
 from consciousness.routing import websocket_urlpatterns  # noqa: E402
 from consciousness.hub import stream_hub  # noqa: E402
@@ -44,7 +47,8 @@ async def _http(scope, receive, send):
 application = ProtocolTypeRouter(
     {
         "http": _http,
-        "websocket": URLRouter(websocket_urlpatterns),
+        # a foreign browser Origin is refused at the handshake; a session cookie or a token names the user
+        "websocket": OriginPolicy(AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))),
         "lifespan": _lifespan,
     }
 )

@@ -22,6 +22,9 @@ DEBUG = _env_bool("DJANGO_DEBUG", True)
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "dawn-local-development-key-not-for-production"
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver").split(",") if h.strip()]
 
+# local play: writes need no user, for loopback clients only (consciousness/access.py); `make run` sets it
+DAWN_OPEN_WRITES = _env_bool("DAWN_OPEN_WRITES", False)
+
 DAWN_CONFIG_PATH = Path(os.environ.get("DAWN_CONFIG") or BASE_DIR / "config.yaml")
 DAWN_CONFIG = config_load(DAWN_CONFIG_PATH)
 
@@ -35,6 +38,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
+    "rest_framework.authtoken",
     "django_filters",
     "corsheaders",
     "consciousness",
