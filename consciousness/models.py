@@ -53,5 +53,12 @@ class EngineSnapshot(models.Model):
     started_at = models.DateTimeField()
     saved_at = models.DateTimeField()
 
+    class Meta:
+        # the engine's write permissions (consciousness.access): grant them to users or groups in the admin
+        permissions = [
+            ("send_stimulus", "Can send stimuli to the engine"),
+            ("control_engine", "Can pause, resume, step and set the rate of the engine"),
+        ]
+
     def __str__(self) -> str:
         return f"{self.run} at tick {self.tick_number} (seed {self.seed})"

@@ -19,6 +19,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from consciousness import selectors, services
+from consciousness.access import is_loopback
 from consciousness.engine import Engine, EngineConfig, StepResult
 from consciousness.groups import StreamPublisher
 from consciousness.hub import stream_hub
@@ -217,6 +218,12 @@ class EngineRuntime:
                 self.options.rate,
                 f", serving http://{self.options.host}:{self.options.port}" if self.sock is not None else "",
             )
+            if settings.DAWN_OPEN_WRITES and self.sock is not None and not is_loopback(self.sock.getsockname()[0]):
+                logger.warning(
+                    "DAWN_OPEN_WRITES is set but DAWN listens on %s: writes stay open to loopback clients only; "
+                    "everyone else needs a user with the permission",
+                    self.options.host,
+                )
             return await self.loop.run()
         finally:
             await dispatcher.close()
