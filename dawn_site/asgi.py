@@ -11,6 +11,10 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs the apps loa
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from consciousness.access import OriginPolicy, TokenAuthMiddleware  # noqa: E402
+from processes.sandbox.confine import serving_process_harden  # noqa: E402
+
+# a worker's environment holds the secret key and the database URL: closed to other processes
+serving_process_harden()
 
 from consciousness.routing import websocket_urlpatterns  # noqa: E402
 from consciousness.hub import stream_hub  # noqa: E402

@@ -30,6 +30,7 @@ from consciousness.models import EngineSnapshot
 from consciousness.persistence import HistoryWriter
 from dawn_site.server import embedded_server
 from processes.dispatcher import ProcessDispatcher
+from processes.sandbox.confine import protections, serving_process_harden
 from processes.registry import script_specs
 from processes.runner import Runner
 from processes.triggers import TriggerRules
@@ -142,6 +143,8 @@ class EngineRuntime:
 
     def prepare(self) -> None:
         """Synchronous start-up: take the lock, resume the engine, bind the port (raises RuntimeRefused)."""
+        # scripts (and any other process without CAP_SYS_PTRACE) cannot read this one's environment
+        serving_process_harden()
         try:
             self.lock.acquire()
         except EngineLocked as exc:
@@ -218,6 +221,7 @@ class EngineRuntime:
                 self.options.rate,
                 f", serving http://{self.options.host}:{self.options.port}" if self.sock is not None else "",
             )
+            logger.info("analysis scripts are confined: %s", "; ".join(protections()))
             if settings.DAWN_OPEN_WRITES and self.sock is not None and not is_loopback(self.sock.getsockname()[0]):
                 logger.warning(
                     "DAWN_OPEN_WRITES is set but DAWN listens on %s: writes stay open to loopback clients only; "
