@@ -28,7 +28,7 @@ from consciousness.persistence import HistoryWriter
 from dawn_site.server import embedded_server
 from processes.dispatcher import ProcessDispatcher
 from processes.registry import script_specs
-from processes.runner import Runner
+from processes.sandbox import Runner
 from processes.triggers import TriggerRules
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from consciousness.engine import TICK_FIGURES
 from consciousness.groups import ENGINE_PROCESS_CANCEL, ENGINE_PROCESSES
 from processes import selectors, services
 from processes.models import ProcessRun
-from processes.runner import Execution, Runner
+from processes.sandbox import Execution, Runner
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from django.conf import settings
 
-from processes.runner import ScriptSpec
+from processes.sandbox import ScriptSpec
 from processes.scripts import SCRIPTS
 
 SCRIPT_PACKAGE = "processes.scripts"

@@ -13,7 +13,7 @@ from django.utils import timezone
 from consciousness.groups import ENGINE_GROUP, ENGINE_PROCESS_CANCEL, ENGINE_PROCESSES
 from processes.models import MemoryConsolidation, ProcessRun
 from processes.registry import script_modules, script_schema
-from processes.runner import Execution
+from processes.sandbox import Execution
 from processes.scripts._common import ParameterError, validate_parameters
 
 logger = logging.getLogger(__name__)

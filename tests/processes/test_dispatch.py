@@ -18,7 +18,7 @@ from processes import services
 from processes.dispatcher import ProcessDispatcher
 from processes.models import MemoryConsolidation, ProcessRun
 from processes.registry import script_specs
-from processes.runner import Runner
+from processes.sandbox import Runner
 from processes.scripts import SCRIPTS
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio, pytest.mark.both_shapes]

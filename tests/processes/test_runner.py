@@ -13,7 +13,7 @@ import psutil
 import pytest
 import pytest_asyncio
 
-from processes.runner import LINE_MAX_CHARS, Runner, ScriptSpec, UnknownScript
+from processes.sandbox import LINE_MAX_CHARS, Runner, ScriptSpec, UnknownScript
 
 ROOT = Path(__file__).resolve().parents[2]
 MEMORY = 512 * 1024 * 1024
@@ -386,6 +386,6 @@ async def test_close_kills_running_scripts(runner):
     assert await gone(pids[0])
 
 
-def test_runner_and_launcher_do_not_import_django():
-    code = "import sys; sys.modules['django'] = None; import processes.runner, processes.launcher"
+def test_the_sandbox_does_not_import_django():
+    code = "import sys; sys.modules['django'] = None; import processes.sandbox, processes.sandbox.server, processes.sandbox.__main__"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=30)
