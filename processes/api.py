@@ -17,7 +17,7 @@ from processes.registry import analysis_spec, script_modules
 
 
 class ProcessCatalogueView(APIView):
-    """The registered analyses with their parameters' JSON Schemas (as declared) and the tick rules that start them."""
+    """The registered analyses, their parameters' JSON Schemas as declared, and the tick rules that start them."""
 
     def get(self, request):
         processes = settings.DAWN_CONFIG["processes"]

@@ -31,7 +31,8 @@ CONTEXT_WINDOW = 128
 POLL_S = 1.0
 SHUTDOWN_GRACE_S = 5.0
 
-# What a request may carry besides parameters, seed and context (an analysis spec's `inputs`): a database read each.
+# What a request may carry besides parameters, seed and context (an analysis spec's `inputs`), each read
+# from the database when the run starts.
 INPUTS: dict[str, Callable[[], Any]] = {"patterns": selectors.patterns_recent}
 
 

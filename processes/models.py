@@ -14,7 +14,8 @@ class ProcessRun(models.Model):
     # never re-run automatically).
     Status = models.TextChoices(
         "Status",
-        [("QUEUED", "queued"), ("RUNNING", "running"), *((o.name, o.value) for o in Outcome), ("ABANDONED", "abandoned")],
+        [("QUEUED", "queued"), ("RUNNING", "running"), *((o.name, o.value) for o in Outcome),
+         ("ABANDONED", "abandoned")],
         module=__name__,
         qualname="ProcessRun.Status",
     )

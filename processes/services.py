@@ -130,7 +130,8 @@ def run_finished(*, run: ProcessRun, execution: Execution) -> ProcessRun:
         try:
             rows = _records(run, records)
         except (KeyError, TypeError, ValueError, ValidationError) as exc:
-            run.status, run.reason, run.consciousness_impact = Status.FAILED, f"result records are unusable: {exc}", None
+            run.status, run.reason = Status.FAILED, f"result records are unusable: {exc}"
+            run.consciousness_impact = None
     with transaction.atomic():
         run.save()
         for model in {type(row) for row in rows}:
@@ -139,7 +140,7 @@ def run_finished(*, run: ProcessRun, execution: Execution) -> ProcessRun:
 
 
 def _records(run: ProcessRun, records: object) -> list[models.Model]:
-    """The rows a result asks for, unsaved and checked field by field: {kind: [row, ...]}, kinds from the spec."""
+    """The rows a result asks for ({kind: [row, ...]}, kinds from the spec), unsaved, checked field by field."""
     if not isinstance(records, Mapping):
         raise ValueError(f"{RECORDS_KEY} must be an object of kind -> rows")
     declared = set(analysis_spec(run.script).records)

@@ -51,7 +51,7 @@ class _Pending:
 
 
 class Launcher:
-    """Client side of a ``python -m processes.sandbox serve`` fork server, watched by the loop that started it."""
+    """Client of a ``python -m processes.sandbox serve`` fork server, watched by the loop that started it."""
 
     def __init__(self, root: Path, modules: list[str]):
         self.root = root
@@ -78,9 +78,10 @@ class Launcher:
         """Start the fork server and wait until it has imported the modules."""
         loop = self.loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        command = [sys.executable, "-m", "processes.sandbox", "serve", "--fd", str(theirs.fileno()), *self.modules]
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "processes.sandbox", "serve", "--fd", str(theirs.fileno()), *self.modules],
+                command,
                 pass_fds=(theirs.fileno(),),
                 env=minimal_env(self.root),
                 cwd=self.root,
@@ -176,7 +177,8 @@ class Launcher:
         loop = asyncio.get_running_loop()
         request_id = next(self.ids)
         pending = _Pending(loop.create_future(), loop.create_future())
-        pending.exited.add_done_callback(lambda f: f.cancelled() or f.exception())  # no "never retrieved" noise
+        # retrieve the exception even when nobody awaits it: no "never retrieved" noise
+        pending.exited.add_done_callback(lambda f: f.cancelled() or f.exception())
         self.pending[request_id] = pending
         message = {
             "op": "spawn",

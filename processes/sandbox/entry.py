@@ -87,7 +87,7 @@ def _call(module_name: str) -> int:
 
 
 def run_module_main(module_name: str) -> int:
-    """Read one JSON request on stdin, call ``<module>.run(request, emit)``, print the result; return the exit code."""
+    """Read one JSON request on stdin, call ``<module>.run(request, emit)``, print the result; the exit code."""
     try:
         return _call(module_name)
     except SystemExit as exc:

@@ -1,4 +1,4 @@
-"""A script's stderr as progress lines: truncated lines, a capped total, the last lines kept for failure reasons."""
+"""A script's stderr as progress lines: truncated lines, a capped total, the last lines kept for the reason."""
 from __future__ import annotations
 
 import collections

@@ -1,4 +1,4 @@
-"""File-descriptor plumbing on the running asyncio loop: the child's stdio pipes, fd waits, reads and writes."""
+"""File-descriptor plumbing on the running asyncio loop: the child's stdio pipes, fd waits, reads, writes."""
 from __future__ import annotations
 
 import asyncio

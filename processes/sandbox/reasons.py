@@ -6,7 +6,9 @@ import json
 import signal
 from collections.abc import Iterable
 
-MEMORY_HINTS = ("MemoryError", "Cannot allocate memory", "memory allocation failed", "out of memory", "bad_alloc")
+MEMORY_HINTS = (
+    "MemoryError", "Cannot allocate memory", "memory allocation failed", "out of memory", "bad_alloc",
+)
 
 
 class Outcome(enum.StrEnum):

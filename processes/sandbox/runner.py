@@ -148,7 +148,8 @@ class Runner:
         self._running.add(child)
         try:
             return await supervise(
-                spec, child, pipes, payload, started_at=started_at, on_line=on_line, on_started=on_started, cancel=cancel
+                spec, child, pipes, payload,
+                started_at=started_at, on_line=on_line, on_started=on_started, cancel=cancel,
             )
         finally:
             self._running.discard(child)

@@ -4,7 +4,8 @@ Never imports django. ``serve`` pre-imports numpy, PIL and the given modules, th
 request received on the socket (SOCK_SEQPACKET, JSON messages, stdio fds via SCM_RIGHTS); each child
 calls the same ``entry.run_module_main`` as a cold start, so both behave the same:
 
-    runner -> launcher  {"op": "spawn", "id", "module", "cpu_s", "memory_bytes", "cwd"} + fds [stdin, stdout, stderr]
+    runner -> launcher  {"op": "spawn", "id", "module", "cpu_s", "memory_bytes", "cwd"}
+                        + fds [stdin, stdout, stderr]
     launcher -> runner  {"op": "ready", "pid"}                       once, after the imports
                         {"op": "started", "id", "pid"}              child set up, run() about to be called
                         {"op": "error", "id", "error"}              nothing is running

@@ -1,4 +1,4 @@
-"""Supervision of one running script: feed its request, read its output, enforce the limits, say how it ended."""
+"""Supervision of one running script: feed its request, read its output, enforce limits, say how it ended."""
 from __future__ import annotations
 
 import asyncio
@@ -50,9 +50,12 @@ async def _watch(
 ) -> Outcome | None:
     """Wait for the exit; on a cancel, an output overflow or the deadline, kill the group and say which."""
     loop = asyncio.get_running_loop()
-    stops = [loop.create_task(overflow.wait())] + ([loop.create_task(cancel.wait())] if cancel is not None else [])
+    stops = [loop.create_task(overflow.wait())]
+    if cancel is not None:
+        stops.append(loop.create_task(cancel.wait()))
+    remaining = max(0.0, deadline - loop.time())
     try:
-        await asyncio.wait({exited, *stops}, timeout=max(0.0, deadline - loop.time()), return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({exited, *stops}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
     finally:
         await _cancel(stops)
     if exited.done():

@@ -12,12 +12,15 @@ from processes.scripts.specs import SPECS, ParameterError, schema_validate
 
 Emit = Callable[[str], None]
 
-__all__ = ["Context", "Emit", "ParameterError", "Pattern", "read_context", "read_parameters", "read_patterns", "request_seed"]
+__all__ = [
+    "Context", "Emit", "ParameterError", "Pattern", "read_context", "read_parameters", "read_patterns", "request_seed",
+]
 
 
 def read_parameters(request: Mapping, script: str) -> dict:
-    """The request's parameters checked against `script`'s JSON Schema, defaults filled in; ParameterError if not."""
-    return schema_validate(SPECS[script].parameters, request.get("parameters", {}) if isinstance(request, Mapping) else {})
+    """The request's parameters checked against `script`'s JSON Schema, defaults filled in (ParameterError)."""
+    parameters = request.get("parameters", {}) if isinstance(request, Mapping) else {}
+    return schema_validate(SPECS[script].parameters, parameters)
 
 
 @dataclass(frozen=True)
