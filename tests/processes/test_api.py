@@ -10,6 +10,7 @@ from jsonschema import Draft202012Validator
 from rest_framework.test import APIClient
 
 from processes.models import MemoryConsolidation, ProcessRun
+from processes.sandbox import Outcome
 from processes.scripts import SCRIPTS
 from processes.scripts.specs import SPECS
 
@@ -128,3 +129,8 @@ def test_consolidations_are_listed_with_their_run(api):
     assert listing[0]["process_id"] == "memory_consolidator_000001"
     assert listing[0]["source_tick_start"] == 1 and listing[0]["source_tick_end"] == 100
     assert api.get(f"/api/consolidations/{listing[0]['id']}/").json()["label"] == "calm"
+
+
+def test_run_statuses_are_the_sandbox_outcomes_between_queued_running_and_abandoned():
+    assert ProcessRun.Status.values == ["queued", "running", *(o.value for o in Outcome), "abandoned"]
+    assert [o.value for o in Outcome] == ["completed", "failed", "timeout", "cancelled"]

@@ -13,7 +13,7 @@ import psutil
 import pytest
 import pytest_asyncio
 
-from processes.sandbox import LINE_MAX_CHARS, Runner, ScriptSpec, UnknownScript
+from processes.sandbox import LINE_MAX_CHARS, Outcome, Runner, ScriptSpec, UnknownScript
 
 ROOT = Path(__file__).resolve().parents[2]
 MEMORY = 512 * 1024 * 1024
@@ -115,7 +115,7 @@ async def test_ok_completes_with_result_and_lines_streamed_live(runner):
 
     ex = await runner.execute("ok", {"params": {"a": 1}, "delay": 0.3}, on_line=on_line, on_started=started.append)
 
-    assert ex.status == "completed", ex
+    assert ex.status is Outcome.COMPLETED, ex
     assert ex.result == {"echo": {"a": 1}, "steps": 3}
     assert ex.exit_code == 0 and ex.signal is None and ex.reason == ""
     assert [line for _, line in lines] == ["step 1/3", "step 2/3", "step 3/3"]
