@@ -32,7 +32,7 @@ from dawn_site.server import embedded_server
 from processes.dispatcher import ProcessDispatcher
 from processes.sandbox.confine import protections, serving_process_harden
 from processes.registry import script_specs
-from processes.runner import Runner
+from processes.sandbox import Runner
 from processes.triggers import TriggerRules
 
 logger = logging.getLogger(__name__)

@@ -13,11 +13,11 @@ from rest_framework.views import APIView
 
 from processes import services
 from processes.models import MemoryConsolidation, ProcessRun
-from processes.registry import script_description, script_modules, script_schema
+from processes.registry import analysis_spec, script_modules
 
 
 class ProcessCatalogueView(APIView):
-    """The registered analyses with their parameter schemas and the tick rules that start them."""
+    """The registered analyses, their parameters' JSON Schemas as declared, and the tick rules that start them."""
 
     def get(self, request):
         processes = settings.DAWN_CONFIG["processes"]
@@ -26,8 +26,8 @@ class ProcessCatalogueView(APIView):
             {
                 "name": name,
                 "script": f"{name}.py",
-                "description": script_description(name),
-                "parameters": script_schema(name),
+                "description": analysis_spec(name).description,
+                "parameters": analysis_spec(name).parameters,
                 "trigger": {k: v for k, v in triggers[name].items() if v is not None} if name in triggers else None,
                 "timeout_s": processes["timeout"],
             }

@@ -22,13 +22,18 @@ from consciousness.engine import TICK_FIGURES
 from consciousness.groups import ENGINE_PROCESS_CANCEL, ENGINE_PROCESSES
 from processes import selectors, services
 from processes.models import ProcessRun
-from processes.runner import Execution, Runner
+from processes.registry import analysis_spec
+from processes.sandbox import Execution, Outcome, Runner
 
 logger = logging.getLogger(__name__)
 
 CONTEXT_WINDOW = 128
 POLL_S = 1.0
 SHUTDOWN_GRACE_S = 5.0
+
+# What a request may carry besides parameters, seed and context (an analysis spec's `inputs`), each read
+# from the database when the run starts.
+INPUTS: dict[str, Callable[[], Any]] = {"patterns": selectors.patterns_recent}
 
 
 def run_seed(*, script: str, parameters: dict, tick_number: int) -> int:
@@ -153,7 +158,7 @@ class ProcessDispatcher:
         try:
             context = self._contexts.pop(run.pk, None) or self.context(CONTEXT_WINDOW)
             seed = run_seed(script=run.script, parameters=run.parameters, tick_number=context["tick_number"])
-            patterns = await self.db(selectors.patterns_recent) if run.script == "dream_generator" else []
+            inputs = {name: await self.db(INPUTS[name]) for name in analysis_spec(run.script).inputs}
             await self.db(services.run_started, run=run, context=context_summary(context), seed=seed, tick_number=context["tick_number"])
             self.publish(frames.process_message(run.as_process_output()))
             if run.cancel_requested:
@@ -162,12 +167,12 @@ class ProcessDispatcher:
             def on_line(line: str) -> None:
                 self.publish(frames.process_output_message(process_id=run.process_id, line=line))
 
-            request = {"parameters": run.parameters, "seed": seed, "context": context, "patterns": patterns}
+            request = {"parameters": run.parameters, "seed": seed, "context": context, **inputs}
             execution = await self.runner.execute(run.script, request, on_line=on_line, cancel=cancel)
         except Exception as exc:
             logger.exception("run %s could not be executed", run.process_id)
             execution = Execution(
-                status="failed", result=None, exit_code=None, signal=None, reason=f"runner error: {exc!r}",
+                status=Outcome.FAILED, result=None, exit_code=None, signal=None, reason=f"runner error: {exc!r}",
                 started_at=0.0, ended_at=0.0, pid=None,
             )
         try:

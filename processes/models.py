@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from django.db import models
 
+from processes.sandbox import Outcome
+
 
 class ProcessRun(models.Model):
     """One execution of an analysis script: the row is the record, and the queue."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        COMPLETED = "completed"
-        FAILED = "failed"
-        TIMEOUT = "timeout"
-        CANCELLED = "cancelled"
-        ABANDONED = "abandoned"  # was running when its runner died; never re-run automatically
+    # The sandbox's outcomes, between queued/running and abandoned (was running when its runner died;
+    # never re-run automatically).
+    Status = models.TextChoices(
+        "Status",
+        [("QUEUED", "queued"), ("RUNNING", "running"), *((o.name, o.value) for o in Outcome),
+         ("ABANDONED", "abandoned")],
+        module=__name__,
+        qualname="ProcessRun.Status",
+    )
 
     FINISHED = (Status.COMPLETED, Status.FAILED, Status.TIMEOUT, Status.CANCELLED, Status.ABANDONED)
 

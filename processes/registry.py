@@ -1,16 +1,19 @@
-"""The fixed set of scripts DAWN may run: names map to modules in this repository, never to request data."""
+"""The fixed set of scripts DAWN may run: names map to modules in this repository, never to request data.
+
+Reads only the numpy-free specs (processes.scripts.specs): validating a run request never imports a script.
+"""
 
 from __future__ import annotations
 
-import importlib
-from functools import lru_cache
-
 from django.conf import settings
 
-from processes.runner import ScriptSpec
-from processes.scripts import SCRIPTS
+from processes.sandbox import ScriptSpec
+from processes.scripts.specs import SPECS, AnalysisSpec, parameters_schema, schema_validate
 
 SCRIPT_PACKAGE = "processes.scripts"
+
+# What a script registered only by test settings is: no description, no parameters, no inputs, no records.
+_UNDECLARED = AnalysisSpec(description="", parameters=parameters_schema({}))
 
 
 def _extra_scripts() -> dict[str, dict]:
@@ -20,12 +23,13 @@ def _extra_scripts() -> dict[str, dict]:
 
 def script_modules() -> dict[str, str]:
     """name -> module: the five analyses, plus fixtures that only test settings register."""
-    modules = {name: f"{SCRIPT_PACKAGE}.{name}" for name in SCRIPTS}
+    modules = {name: f"{SCRIPT_PACKAGE}.{name}" for name in SPECS}
     modules.update({name: extra["module"] for name, extra in _extra_scripts().items()})
     return modules
 
 
 def script_specs() -> dict[str, ScriptSpec]:
+    """name -> what the sandbox runs, with the configured timeout (and the fixtures' own limits)."""
     timeout = float(settings.DAWN_CONFIG["processes"]["timeout"])
     specs = {
         name: ScriptSpec(name=name, module=module, timeout_s=timeout, cpu_s=max(1, int(timeout) + 1))
@@ -36,15 +40,15 @@ def script_specs() -> dict[str, ScriptSpec]:
     return specs
 
 
-@lru_cache(maxsize=None)
-def _module(module: str):
-    return importlib.import_module(module)
+def analysis_spec(name: str) -> AnalysisSpec:
+    """The registered script's description, parameter schema, inputs and records (KeyError if unknown)."""
+    if name in SPECS:
+        return SPECS[name]
+    if name in _extra_scripts():
+        return _UNDECLARED
+    raise KeyError(name)
 
 
-def script_schema(name: str) -> dict:
-    """The script's declared parameters ({} for a script that declares none)."""
-    return dict(getattr(_module(script_modules()[name]), "PARAMETERS", {}))
-
-
-def script_description(name: str) -> str:
-    return str(getattr(_module(script_modules()[name]), "DESCRIPTION", ""))
+def parameters_validate(name: str, parameters: object) -> dict:
+    """`parameters` checked against script `name`'s JSON Schema, defaults filled in; ParameterError if not."""
+    return schema_validate(analysis_spec(name).parameters, parameters)

@@ -7,18 +7,22 @@ from collections.abc import Mapping
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
 from django.utils import timezone
 
 from consciousness.groups import ENGINE_GROUP, ENGINE_PROCESS_CANCEL, ENGINE_PROCESSES
 from processes.models import MemoryConsolidation, ProcessRun
-from processes.registry import script_modules, script_schema
-from processes.runner import Execution
-from processes.scripts._common import ParameterError, validate_parameters
+from processes.registry import analysis_spec, parameters_validate, script_modules
+from processes.sandbox import Execution, Outcome
+from processes.scripts.specs import RECORDS_KEY, ParameterError
 
 logger = logging.getLogger(__name__)
 
 Status = ProcessRun.Status
+
+# The kinds of rows a script's result may ask to record (an analysis spec's `records`), and their models.
+RECORD_MODELS: dict[str, type[models.Model]] = {"consolidations": MemoryConsolidation}
 
 
 class RunRejected(ValueError):
@@ -43,7 +47,7 @@ def run_validate(*, script: object, parameters: object) -> tuple[str, dict]:
     if not isinstance(parameters, Mapping):
         raise RunRejected("parameters", "must be a JSON object")
     try:
-        return script, validate_parameters(script_schema(script), parameters)
+        return script, parameters_validate(script, parameters)
     except ParameterError as exc:
         raise RunRejected(f"parameters.{exc.field}", exc.message) from None
 
@@ -108,34 +112,53 @@ def run_started(*, run: ProcessRun, context: dict, seed: int, tick_number: int) 
 
 
 def run_finished(*, run: ProcessRun, execution: Execution) -> ProcessRun:
-    """Record how a run ended; a completed memory consolidation also records its patterns."""
+    """Record how a run ended, with the rows a completed run's result asks for (its spec's records).
+
+    A result whose records its spec does not declare, or whose rows do not fit, fails the run instead.
+    """
     run.status = execution.status
     run.end_time = timezone.now()
     run.exit_code = execution.exit_code
     run.signal = execution.signal
     run.reason = execution.reason
-    if execution.status == Status.COMPLETED and execution.result is not None:
+    rows: list[models.Model] = []
+    if execution.status == Outcome.COMPLETED and execution.result is not None:
         result = dict(execution.result)
         run.consciousness_impact = result.pop("consciousness_impact", None)
+        records = result.pop(RECORDS_KEY, None) or {}
         run.output = result
+        try:
+            rows = _records(run, records)
+        except (KeyError, TypeError, ValueError, ValidationError) as exc:
+            run.status, run.reason = Status.FAILED, f"result records are unusable: {exc}"
+            run.consciousness_impact = None
     with transaction.atomic():
         run.save()
-        patterns = (run.output or {}).get("patterns") if run.status == Status.COMPLETED else None
-        if patterns:
-            start, end = (run.output.get("source_ticks") or [run.tick_number, run.tick_number])[:2]
-            MemoryConsolidation.objects.bulk_create(
-                MemoryConsolidation(
-                    run=run,
-                    label=str(p.get("label", ""))[:200],
-                    centroid=p["centroid"],
-                    weight=float(p.get("weight", 0.0)),
-                    support=int(p.get("support", 0)),
-                    source_tick_start=start,
-                    source_tick_end=end,
-                )
-                for p in patterns
-            )
+        for model in {type(row) for row in rows}:
+            model.objects.bulk_create([row for row in rows if type(row) is model])
     return run
+
+
+def _records(run: ProcessRun, records: object) -> list[models.Model]:
+    """The rows a result asks for ({kind: [row, ...]}, kinds from the spec), unsaved, checked field by field."""
+    if not isinstance(records, Mapping):
+        raise ValueError(f"{RECORDS_KEY} must be an object of kind -> rows")
+    declared = set(analysis_spec(run.script).records)
+    rows = []
+    for kind, items in records.items():
+        if kind not in declared or kind not in RECORD_MODELS:
+            raise ValueError(f"{run.script} does not declare records of kind {kind!r}")
+        if not isinstance(items, list) or not all(isinstance(item, Mapping) for item in items):
+            raise ValueError(f"{RECORDS_KEY}.{kind} must be a list of objects")
+        model = RECORD_MODELS[kind]
+        fields = {f.name for f in model._meta.concrete_fields if f.editable and not f.primary_key} - {"run"}
+        for item in items:
+            if unknown := set(item) - fields:
+                raise ValueError(f"{RECORDS_KEY}.{kind} rows have unknown fields {sorted(unknown)}")
+            row = model(run=run, **item)
+            row.clean_fields(exclude=["run"])
+            rows.append(row)
+    return rows
 
 
 def run_applied(*, process_id: str, tick_number: int) -> None:

@@ -74,8 +74,14 @@ def protections() -> list[str]:
     return found
 
 
+def confine_script(module: str, *, root: str, workdir: str) -> None:
+    """Confine a script child: its code is the top-level package of `module` under `root`."""
+    confine(workdir, [os.path.join(root, module.split(".")[0])])
+
+
 def confine(workdir: str, code_paths: Iterable[str]) -> None:
     """Confine this process for good (raises OSError if a step the kernel offers fails)."""
+    os.environ["TMPDIR"] = workdir  # tempfile's default, /tmp, is out of bounds
     _drop_capabilities()
     abi = landlock_abi()
     if abi >= 1:

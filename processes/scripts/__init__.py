@@ -1,12 +1,8 @@
-"""Analysis process scripts, one module each, run with `python -m processes.scripts.<name>`.
+"""The analyses, one module each, run by the sandbox: `python -m processes.sandbox run processes.scripts.<name>`.
 
-Kept free of imports so reading the registry never loads numpy.
+Importing the package (and its specs) never loads numpy: the web process reads the specs.
 """
 
-SCRIPTS: tuple[str, ...] = (
-    "neural_analyzer",
-    "consciousness_processor",
-    "chaos_engine",
-    "memory_consolidator",
-    "dream_generator",
-)
+from processes.scripts.specs import SPECS
+
+SCRIPTS: tuple[str, ...] = tuple(SPECS)

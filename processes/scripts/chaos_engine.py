@@ -2,42 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 
 import numpy as np
 
-from ._common import (
-    PALETTE,
-    TEXT,
-    Emit,
-    canvas,
-    clip,
-    finite,
-    font,
-    heatmap,
-    impact,
-    mood_from,
-    png_base64,
-    read_context,
-    validate_parameters,
-)
-
-DESCRIPTION = "Tunes the parameter of a seeded logistic or tent map until the normalised Shannon entropy of its orbit meets a target, and reports the orbit's Lyapunov exponent and the entropy drive."
-
-PARAMETERS = {
-    "target_entropy": {"type": "number", "default": 0.5, "minimum": 0.0, "maximum": 1.0,
-                       "description": "Entropy level (0..1) the system should move toward."},
-    "gain": {"type": "number", "default": 1.0, "minimum": 0.0, "maximum": 1.0,
-             "description": "Fraction of the way from the current entropy to the target that the orbit aims at."},
-    "map": {"type": "string", "default": "logistic", "choices": ["logistic", "tent"],
-            "description": "Which one-dimensional map generates the orbit."},
-    "orbit_length": {"type": "integer", "default": 2000, "minimum": 100, "maximum": 50000,
-                     "description": "Orbit samples after burn-in used for entropy and Lyapunov exponent."},
-    "burn_in": {"type": "integer", "default": 256, "minimum": 0, "maximum": 10000,
-                "description": "Iterations discarded before sampling, so transients do not count."},
-    "bins": {"type": "integer", "default": 32, "minimum": 4, "maximum": 256,
-             "description": "Histogram bins on [0, 1] for the orbit entropy."},
-}
+from processes.scripts.toolkit.drawing import PALETTE, TEXT, canvas, font, heatmap, png_base64
+from processes.scripts.toolkit.request import Emit, read_context, read_parameters
+from processes.scripts.toolkit.result import clip, finite, impact, mood_from
 
 # Parameter range scanned for each map: from periodic order to full chaos.
 R_RANGE = {"logistic": (2.8, 4.0), "tent": (1.0, 1.9999)}
@@ -119,7 +89,7 @@ def tune(kind: str, aim: float, x0: float, bins: int, burn_in: int) -> tuple[flo
 
 
 def run(request: dict, emit: Emit) -> dict:
-    params = validate_parameters(PARAMETERS, request.get("parameters", {}) if isinstance(request, dict) else {})
+    params = read_parameters(request, "chaos_engine")
     ctx = read_context(request, min_rows=1)
     rng = np.random.default_rng(request["seed"])
     kind = params["map"]
@@ -185,8 +155,3 @@ def _draw(kind: str, rs: np.ndarray, entropies: np.ndarray, samples: np.ndarray,
     draw.text((2, 2), f"{kind} orbit vs r, chosen r={chosen:.3f}", fill=TEXT, font=font())
     return img
 
-
-if __name__ == "__main__":
-    from ._common import main_entry
-
-    sys.exit(main_entry(run))

@@ -2,38 +2,21 @@
 
 from __future__ import annotations
 
-import sys
 
 import numpy as np
 
-from ._common import (
+from processes.scripts.toolkit.drawing import (
     AXIS,
     PALETTE,
     TEXT,
-    Emit,
-    ParameterError,
     canvas,
-    finite,
     font,
-    impact,
     legend,
-    mood_from,
     plot_lines,
     png_base64,
-    read_context,
-    validate_parameters,
 )
-
-DESCRIPTION = "Tracks consciousness unity (dominant eigenmode share), multi-state (participation ratio) and coherence between the two halves of the units across sliding windows of recent ticks."
-
-PARAMETERS = {
-    "window": {"type": "integer", "default": 32, "minimum": 8, "maximum": 1024,
-               "description": "Ticks per sliding window."},
-    "step": {"type": "integer", "default": 4, "minimum": 1, "maximum": 256,
-             "description": "Ticks between the starts of consecutive windows."},
-    "segment": {"type": "integer", "default": 16, "minimum": 4, "maximum": 512,
-                "description": "Welch segment length (ticks) for the coherence estimate; at most 2/3 of the window."},
-}
+from processes.scripts.toolkit.request import Emit, ParameterError, read_context, read_parameters
+from processes.scripts.toolkit.result import finite, impact, mood_from
 
 MIN_TICKS = 8
 
@@ -83,7 +66,7 @@ def welch_coherence(a: np.ndarray, b: np.ndarray, segment: int) -> float:
 
 
 def run(request: dict, emit: Emit) -> dict:
-    params = validate_parameters(PARAMETERS, request.get("parameters", {}) if isinstance(request, dict) else {})
+    params = read_parameters(request, "consciousness_processor")
     if params["segment"] * 3 > params["window"] * 2:
         raise ParameterError("segment", f"must be at most 2/3 of window ({params['window'] * 2 // 3}), got {params['segment']}")
     ctx = read_context(request, min_rows=MIN_TICKS, min_units=4)
@@ -178,8 +161,3 @@ def _draw(ticks: np.ndarray, unity: np.ndarray, multi: np.ndarray, coherence: np
         draw.rectangle([x0 + 1, box[3] - 2 - h, x0 + width - 1, box[3] - 2], fill=PALETTE[4])
     return img
 
-
-if __name__ == "__main__":
-    from ._common import main_entry
-
-    sys.exit(main_entry(run))

@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 
 import numpy as np
 from PIL import Image
 
-from ._common import (
-    Emit,
-    Pattern,
-    clip,
-    finite,
-    impact,
-    mood_from,
-    png_base64,
-    read_context,
-    read_patterns,
-    unit_ranges,
-    validate_parameters,
-)
-from .memory_consolidator import describe_pattern, kmeans
-
-DESCRIPTION = "Builds a dream sequence by walking between long-term memory patterns, recombining them with seeded noise, and narrates and paints the result."
-
-PARAMETERS = {
-    "length": {"type": "integer", "default": 16, "minimum": 2, "maximum": 128,
-               "description": "Frames (unit-state rows) in the dream sequence."},
-    "novelty": {"type": "number", "default": 0.3, "minimum": 0.0, "maximum": 1.0,
-                "description": "How far the dream strays: jump distance, crossover size and noise level."},
-    "fallback_k": {"type": "integer", "default": 4, "minimum": 1, "maximum": 16,
-                   "description": "Patterns mined from recent activity with k-means when the request has none."},
-}
+from processes.scripts.toolkit.clustering import describe_pattern, kmeans
+from processes.scripts.toolkit.drawing import png_base64
+from processes.scripts.toolkit.request import Emit, Pattern, read_context, read_parameters, read_patterns
+from processes.scripts.toolkit.result import clip, finite, impact, mood_from, unit_ranges
 
 FRAMES_PER_KEY = 4
 IMAGE_SIZE = 256
@@ -146,7 +124,7 @@ def narrate(length: int, f: dict) -> str:
 
 
 def run(request: dict, emit: Emit) -> dict:
-    params = validate_parameters(PARAMETERS, request.get("parameters", {}) if isinstance(request, dict) else {})
+    params = read_parameters(request, "dream_generator")
     ctx = read_context(request, min_rows=1)
     patterns = read_patterns(request, ctx.units)
     rng = np.random.default_rng(request["seed"])
@@ -226,8 +204,3 @@ def _draw(seq: np.ndarray, valence: float) -> Image.Image:
     channels = [Image.fromarray(np.round(np.clip(c, 0.0, 1.0) * 255).astype(np.uint8)) for c in (hue, sat, val)]
     return Image.merge("HSV", channels).convert("RGB")
 
-
-if __name__ == "__main__":
-    from ._common import main_entry
-
-    sys.exit(main_entry(run))

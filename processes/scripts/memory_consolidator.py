@@ -2,142 +2,16 @@
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass
 
 import numpy as np
 
-from ._common import (
-    PALETTE,
-    TEXT,
-    Emit,
-    canvas,
-    clip,
-    finite,
-    font,
-    heatmap,
-    impact,
-    png_base64,
-    read_context,
-    unit_ranges,
-    validate_parameters,
-)
-
-DESCRIPTION = "Consolidates recent per-tick activity into long-term patterns with seeded k-means++ clustering and reports how much of the variation they explain."
-
-PARAMETERS = {
-    "k": {"type": "integer", "default": 4, "minimum": 1, "maximum": 16,
-          "description": "Number of patterns (clusters) to form."},
-    "iterations": {"type": "integer", "default": 50, "minimum": 1, "maximum": 500,
-                   "description": "Maximum Lloyd iterations per restart."},
-    "restarts": {"type": "integer", "default": 4, "minimum": 1, "maximum": 16,
-                 "description": "Independent k-means++ initialisations; the lowest inertia wins."},
-    "include_series": {"type": "boolean", "default": False,
-                       "description": "Also cluster on the global series (scup/100, entropy, ...) aligned to the activity rows."},
-}
+from processes.scripts.toolkit.clustering import describe_pattern, kmeans, silhouette
+from processes.scripts.toolkit.drawing import PALETTE, TEXT, canvas, font, heatmap, png_base64
+from processes.scripts.toolkit.request import Emit, read_context, read_parameters
+from processes.scripts.toolkit.result import RECORDS_KEY, clip, finite, impact
 
 # Series appended as extra features when include_series is set; scup lives on 0..100.
 SERIES_SCALE = {"scup": 0.01, "entropy": 1.0, "neural_activity": 1.0, "consciousness_unity": 1.0, "memory_pressure": 1.0}
-
-
-@dataclass(frozen=True)
-class KMeansResult:
-    centroids: np.ndarray  # (k, features)
-    labels: np.ndarray  # (rows,)
-    inertia: float  # sum of squared distances to the assigned centroid
-    iterations: int
-
-
-def _sq_dist(data: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """Squared Euclidean distances (rows x centroids) without a rows x centroids x features temporary."""
-    sq = (data**2).sum(axis=1)[:, None] - 2.0 * data @ centroids.T + (centroids**2).sum(axis=1)[None, :]
-    return np.maximum(sq, 0.0)
-
-
-def kmeans_pp_init(data: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """k-means++ seeding: each new centre drawn with probability proportional to squared distance."""
-    rows = data.shape[0]
-    centres = [data[rng.integers(rows)]]
-    closest = ((data - centres[0]) ** 2).sum(axis=1)
-    for _ in range(1, k):
-        total = closest.sum()
-        pick = rng.integers(rows) if total <= 0 else rng.choice(rows, p=closest / total)
-        centres.append(data[pick])
-        closest = np.minimum(closest, ((data - data[pick]) ** 2).sum(axis=1))
-    return np.array(centres)
-
-
-def kmeans(data: np.ndarray, k: int, rng: np.random.Generator, iterations: int = 50, restarts: int = 1) -> KMeansResult:
-    """Lloyd's k-means from k-means++ seeds, best of `restarts`; an emptied cluster takes the worst-fit row.
-
-    k is lowered to the number of distinct rows, so repeated states never yield duplicate clusters.
-    """
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
-    k = min(k, int(np.unique(data, axis=0).shape[0]))
-    best = None
-    for _ in range(restarts):
-        centroids = kmeans_pp_init(data, k, rng)
-        labels = np.full(data.shape[0], -1)
-        used = 0
-        for used in range(1, iterations + 1):
-            dist = _sq_dist(data, centroids)
-            new_labels = dist.argmin(axis=1)
-            counts = np.bincount(new_labels, minlength=k)
-            fit = dist[np.arange(data.shape[0]), new_labels]
-            while (counts == 0).any():
-                # Take the worst-fitting row from a cluster that can spare one.
-                movable = np.where(counts[new_labels] > 1, fit, -1.0)
-                worst = int(movable.argmax())
-                counts[new_labels[worst]] -= 1
-                new_labels[worst] = int(np.flatnonzero(counts == 0)[0])
-                counts[new_labels[worst]] += 1
-                fit[worst] = -1.0
-            if np.array_equal(new_labels, labels):
-                break
-            labels = new_labels
-            onehot = np.zeros((data.shape[0], k))
-            onehot[np.arange(data.shape[0]), labels] = 1.0
-            centroids = (onehot.T @ data) / counts[:, None]
-        inertia = float(_sq_dist(data, centroids)[np.arange(data.shape[0]), labels].sum())
-        if best is None or inertia < best.inertia:
-            best = KMeansResult(centroids, labels, inertia, used)
-    return best
-
-
-def silhouette(data: np.ndarray, labels: np.ndarray, k: int) -> float:
-    """Mean silhouette coefficient; 0 for a single cluster, 0 for points alone in their cluster."""
-    if k < 2:
-        return 0.0
-    dist = np.sqrt(np.maximum(_sq_dist(data, data), 0.0))
-    counts = np.bincount(labels, minlength=k).astype(np.float64)
-    sums = np.stack([dist[:, labels == j].sum(axis=1) for j in range(k)], axis=1)  # (rows, k)
-    own = labels
-    rows = np.arange(data.shape[0])
-    own_count = counts[own] - 1.0
-    a = np.divide(sums[rows, own], own_count, out=np.zeros(data.shape[0]), where=own_count > 0)
-    other = np.divide(sums, counts[None, :], out=np.full_like(sums, np.inf), where=counts[None, :] > 0)
-    other[rows, own] = np.inf
-    b = other.min(axis=1)
-    denom = np.maximum(a, b)
-    s = np.divide(b - a, denom, out=np.zeros_like(a), where=(denom > 0) & np.isfinite(b) & (own_count > 0))
-    return float(s.mean())
-
-
-def describe_pattern(centroid: np.ndarray, baseline: np.ndarray) -> str:
-    """Short label: overall level plus the unit ranges standing out above/below the baseline."""
-    diff = centroid - baseline
-    threshold = max(0.05, float(diff.std()))
-    high = np.flatnonzero(diff > threshold)
-    low = np.flatnonzero(diff < -threshold)
-    mean = float(centroid.mean())
-    level = "bright" if mean > 0.6 else "dim" if mean < 0.4 else "mid"
-    parts = []
-    if high.size:
-        parts.append(f"{unit_ranges(high, 2)} high")
-    if low.size:
-        parts.append(f"{unit_ranges(low, 2)} low")
-    return f"{level}: " + ("; ".join(parts) if parts else "near baseline")
 
 
 def _features(ctx, include_series: bool) -> np.ndarray:
@@ -158,7 +32,7 @@ def _features(ctx, include_series: bool) -> np.ndarray:
 
 
 def run(request: dict, emit: Emit) -> dict:
-    params = validate_parameters(PARAMETERS, request.get("parameters", {}) if isinstance(request, dict) else {})
+    params = read_parameters(request, "memory_consolidator")
     ctx = read_context(request, min_rows=2)
     rng = np.random.default_rng(request["seed"])
     data = _features(ctx, params["include_series"])
@@ -216,6 +90,10 @@ def run(request: dict, emit: Emit) -> dict:
         "consciousness_impact": impact(scup_change, mood, memory_relief=relief),
         "patterns": patterns,
         "source_ticks": [first_tick, ctx.tick_number],
+        # the spec's records: each pattern becomes a long-term consolidation row
+        RECORDS_KEY: {"consolidations": [
+            {**pattern, "source_tick_start": first_tick, "source_tick_end": ctx.tick_number} for pattern in patterns
+        ]},
     }
 
 
@@ -237,8 +115,3 @@ def _draw(centroids: np.ndarray, weights: np.ndarray):
     draw.text((2, 2), f"{k} consolidated patterns x {units} units, share of ticks", fill=TEXT, font=font())
     return img
 
-
-if __name__ == "__main__":
-    from ._common import main_entry
-
-    sys.exit(main_entry(run))

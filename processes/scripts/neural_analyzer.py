@@ -2,37 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 
 import numpy as np
-from ._common import (
-    TEXT,
-    Emit,
-    canvas,
-    clip,
-    finite,
-    font,
-    heatmap,
-    impact,
-    mood_from,
-    png_base64,
-    read_context,
-    unit_ranges,
-    validate_parameters,
-)
-
-DESCRIPTION = "Correlates unit activity over recent ticks, thresholds it into a connectivity graph and reports its density, clustering, efficiency and strongest regions."
-
-PARAMETERS = {
-    "threshold": {"type": "number", "default": 0.5, "minimum": 0.0, "maximum": 1.0,
-                  "description": "Absolute correlation at or above which two units are connected."},
-    "window": {"type": "integer", "default": 128, "minimum": 4, "maximum": 4096,
-               "description": "Number of most recent ticks to correlate."},
-    "signed": {"type": "boolean", "default": False,
-               "description": "Graph metrics use only positive correlations instead of |r| (regions always use positive ones)."},
-    "max_regions": {"type": "integer", "default": 4, "minimum": 1, "maximum": 16,
-                    "description": "How many of the largest regions to report."},
-}
+from processes.scripts.toolkit.drawing import TEXT, canvas, font, heatmap, png_base64
+from processes.scripts.toolkit.request import Emit, read_context, read_parameters
+from processes.scripts.toolkit.result import clip, finite, impact, mood_from, unit_ranges
 
 MIN_TICKS = 4
 
@@ -109,7 +83,7 @@ def components(dist: np.ndarray) -> list[list[int]]:
 
 
 def run(request: dict, emit: Emit) -> dict:
-    params = validate_parameters(PARAMETERS, request.get("parameters", {}) if isinstance(request, dict) else {})
+    params = read_parameters(request, "neural_analyzer")
     ctx = read_context(request, min_rows=MIN_TICKS)
     activity = ctx.activity[-params["window"]:]
     ticks, n = activity.shape
@@ -201,8 +175,3 @@ def _draw(corr: np.ndarray, adj: np.ndarray, regions: list[dict], threshold: flo
     draw.text((2, 2), f"unit correlation, edges at |r|>={threshold:.2f}", fill=TEXT, font=font())
     return img
 
-
-if __name__ == "__main__":
-    from ._common import main_entry
-
-    sys.exit(main_entry(run))

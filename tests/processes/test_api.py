@@ -1,10 +1,20 @@
 """The processes REST API through APIClient: the catalogue, starting, following and cancelling runs."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+from jsonschema import Draft202012Validator
 from rest_framework.test import APIClient
 
 from processes.models import MemoryConsolidation, ProcessRun
+from processes.sandbox import Outcome
 from processes.scripts import SCRIPTS
+from processes.scripts.specs import SPECS
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.django_db, pytest.mark.both_shapes]
 
@@ -21,8 +31,28 @@ def test_catalogue_lists_the_five_with_schemas_and_rules(api):
     assert set(by_name) == set(SCRIPTS)
     assert by_name["neural_analyzer"]["trigger"] == {"every": 50, "window": 20, "cooldown": 0}
     assert by_name["chaos_engine"]["trigger"]["entropy_below"] == 0.2
-    assert by_name["neural_analyzer"]["parameters"]["threshold"]["type"] == "number"
+    assert by_name["neural_analyzer"]["parameters"]["properties"]["threshold"]["type"] == "number"
     assert all(p["description"] for p in body["processes"])
+    # the JSON Schemas as declared, for a JSON-Schema form library to render
+    assert {name: p["parameters"] for name, p in by_name.items()} == {name: SPECS[name].parameters for name in SCRIPTS}
+    assert by_name["chaos_engine"]["parameters"]["properties"]["map"]["enum"] == ["logistic", "tent"]
+    for p in body["processes"]:
+        Draft202012Validator.check_schema(p["parameters"])
+
+
+def test_validating_a_run_request_imports_neither_the_script_nor_pillow():
+    # the web process checks parameters against the numpy-free specs, never by importing the script
+    code = (
+        "import sys, django\n"
+        "django.setup()\n"
+        "from processes import services\n"
+        "print(services.run_validate(script='chaos_engine', parameters={'map': 'tent'})[1]['map'])\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('processes.scripts.', 'PIL')) and m != 'processes.scripts.specs'))\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dawn_site.settings"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["tent", "[]"]
 
 
 def test_post_queues_a_run_and_answers_202_in_the_process_output_format(api):
@@ -43,11 +73,15 @@ def test_post_queues_a_run_and_answers_202_in_the_process_output_format(api):
         ({"script": "../../etc/passwd"}, "script"),
         ({"script": "processes.scripts.neural_analyzer"}, "script"),
         ({"script": "_common"}, "script"),
+        ({"script": "specs"}, "script"),
+        ({"script": "toolkit"}, "script"),
         ({"script": 42}, "script"),
         ({"parameters": {}}, "script"),
         ({"script": "neural_analyzer", "parameters": {"threshold": "high"}}, "parameters.threshold"),
         ({"script": "neural_analyzer", "parameters": {"threshold": 7}}, "parameters.threshold"),
         ({"script": "neural_analyzer", "parameters": {"threshold": True}}, "parameters.threshold"),
+        ({"script": "neural_analyzer", "parameters": {"window": True}}, "parameters.window"),
+        ({"script": "chaos_engine", "parameters": {"map": "sine"}}, "parameters.map"),
         ({"script": "neural_analyzer", "parameters": {"colour": "red"}}, "parameters.colour"),
         ({"script": "neural_analyzer", "parameters": [1, 2]}, "parameters"),
         ({"script": "neural_analyzer", "priority": 1}, "priority"),
@@ -95,3 +129,8 @@ def test_consolidations_are_listed_with_their_run(api):
     assert listing[0]["process_id"] == "memory_consolidator_000001"
     assert listing[0]["source_tick_start"] == 1 and listing[0]["source_tick_end"] == 100
     assert api.get(f"/api/consolidations/{listing[0]['id']}/").json()["label"] == "calm"
+
+
+def test_run_statuses_are_the_sandbox_outcomes_between_queued_running_and_abandoned():
+    assert ProcessRun.Status.values == ["queued", "running", *(o.value for o in Outcome), "abandoned"]
+    assert [o.value for o in Outcome] == ["completed", "failed", "timeout", "cancelled"]

@@ -18,7 +18,7 @@ from processes import services
 from processes.dispatcher import ProcessDispatcher
 from processes.models import MemoryConsolidation, ProcessRun
 from processes.registry import script_specs
-from processes.runner import Runner
+from processes.sandbox import Runner
 from processes.scripts import SCRIPTS
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio, pytest.mark.both_shapes]
@@ -28,6 +28,7 @@ FIXTURES = {
     "hog": {"module": "tests.processes.fixtures.hog", "timeout_s": 10.0, "memory_bytes": 512 * 2**20},
     "forker": {"module": "tests.processes.fixtures.forker", "timeout_s": 5.0},
     "nap": {"module": "tests.processes.fixtures.nap", "timeout_s": 10.0},
+    "recorder": {"module": "tests.processes.fixtures.recorder", "timeout_s": 10.0},
 }
 
 
@@ -141,6 +142,23 @@ async def test_completed_runs_feed_their_impact_to_the_next_tick_and_record_it(h
     assert row.applied_at_tick == 151
     patterns = await database_sync_to_async(lambda: list(MemoryConsolidation.objects.filter(run=row)))()
     assert patterns and all(p.source_tick_end == 150 for p in patterns)
+
+
+async def test_a_dream_is_woven_from_the_newest_consolidation_its_spec_asks_for(harness):
+    (consolidation,) = await harness.finished([await harness.post("memory_consolidator", {"k": 3})])
+    (dream,) = await harness.finished([await harness.post("dream_generator")])
+    assert dream.status == "completed", dream.reason
+    labels = await database_sync_to_async(
+        lambda: list(MemoryConsolidation.objects.filter(run=consolidation).values_list("label", flat=True))
+    )()
+    assert dream.output["metrics"]["patterns_used"] == len(labels) == 3
+    assert "long-term memory" in dream.output["analysis"] and set(dream.output["dream"]["keyframes"]) <= set(labels)
+
+
+async def test_records_a_script_does_not_declare_fail_the_run_and_write_nothing(harness):
+    (row,) = await harness.finished([await harness.post("recorder")])
+    assert row.status == "failed" and "does not declare records" in row.reason
+    assert await database_sync_to_async(MemoryConsolidation.objects.count)() == 0
 
 
 async def test_a_hanging_script_is_killed_at_the_timeout(harness):

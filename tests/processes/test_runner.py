@@ -13,7 +13,7 @@ import psutil
 import pytest
 import pytest_asyncio
 
-from processes.runner import LINE_MAX_CHARS, Runner, ScriptSpec, UnknownScript
+from processes.sandbox import LINE_MAX_CHARS, Outcome, Runner, ScriptSpec, UnknownScript
 
 ROOT = Path(__file__).resolve().parents[2]
 MEMORY = 512 * 1024 * 1024
@@ -115,7 +115,7 @@ async def test_ok_completes_with_result_and_lines_streamed_live(runner):
 
     ex = await runner.execute("ok", {"params": {"a": 1}, "delay": 0.3}, on_line=on_line, on_started=started.append)
 
-    assert ex.status == "completed", ex
+    assert ex.status is Outcome.COMPLETED, ex
     assert ex.result == {"echo": {"a": 1}, "steps": 3}
     assert ex.exit_code == 0 and ex.signal is None and ex.reason == ""
     assert [line for _, line in lines] == ["step 1/3", "step 2/3", "step 3/3"]
@@ -255,7 +255,8 @@ async def test_environment_is_minimal_and_cwd_is_a_removed_temp_dir(runner, monk
 
     assert ex.status == "completed", ex
     info = ex.result
-    assert set(info["env"]) == ALLOWED_ENV
+    assert set(info["env"]) == ALLOWED_ENV | {"TMPDIR"}
+    assert info["environ"]["TMPDIR"] == info["cwd"]  # temporary files stay inside the run's own directory
     assert info["environ"]["PYTHONPATH"] == str(ROOT)
     assert info["environ"]["LANG"] == "C.UTF-8"
     assert info["environ"]["PYTHONHASHSEED"] == "0"
@@ -386,6 +387,6 @@ async def test_close_kills_running_scripts(runner):
     assert await gone(pids[0])
 
 
-def test_runner_and_launcher_do_not_import_django():
-    code = "import sys; sys.modules['django'] = None; import processes.runner, processes.launcher"
+def test_the_sandbox_does_not_import_django():
+    code = "import sys; sys.modules['django'] = None; import processes.sandbox, processes.sandbox.server, processes.sandbox.__main__"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=30)

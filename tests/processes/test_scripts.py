@@ -10,20 +10,27 @@ import json
 import math
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 from PIL import Image
 
+from consciousness.engine import MOOD_INFLUENCES
+from processes.sandbox.entry import EXIT_BAD_REQUEST, EXIT_ERROR, EXIT_OK, run_module_main
 from processes.scripts import SCRIPTS
-from processes.scripts._common import ParameterError, png_base64, unit_ranges, validate_parameters
+from processes.scripts.specs import SPECS, ParameterError, schema_validate
+from processes.scripts.toolkit import result as toolkit_result
+from processes.scripts.toolkit.drawing import png_base64
+from processes.scripts.toolkit.result import unit_ranges
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-MOODS = {"positive", "negative", "neutral"}
+ENTRY = [sys.executable, "-m", "processes.sandbox", "run"]
 
 
 def network_activity(seed: int = 7, ticks: int = 128, units: int = 32, populations: int = 4) -> np.ndarray:
@@ -95,14 +102,24 @@ def test_registry_lists_the_five_scripts():
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
-def test_module_declares_schema_and_description(name):
-    module = importlib.import_module(f"processes.scripts.{name}")
-    assert isinstance(module.DESCRIPTION, str) and module.DESCRIPTION.endswith(".")
-    assert callable(module.run)
-    for param, spec in module.PARAMETERS.items():
-        assert spec["type"] in {"integer", "number", "boolean", "string"}, param
-        assert spec["description"]
-        assert validate_parameters(module.PARAMETERS, {})[param] == spec["default"]
+def test_spec_declares_a_json_schema_and_a_description(name):
+    spec = SPECS[name]
+    assert callable(importlib.import_module(f"processes.scripts.{name}").run)
+    assert isinstance(spec.description, str) and spec.description.endswith(".")
+    schema = spec.parameters
+    Draft202012Validator.check_schema(schema)
+    assert schema["type"] == "object" and schema["additionalProperties"] is False
+    for param, prop in schema["properties"].items():
+        assert prop["type"] in {"integer", "number", "boolean", "string"}, param
+        assert "choices" not in prop, param
+        assert prop["description"]
+        assert schema_validate(schema, {})[param] == prop["default"]
+    assert Draft202012Validator(schema).is_valid(schema_validate(schema, {}))
+
+
+def test_the_toolkit_mood_influences_are_the_engines():
+    assert toolkit_result.MOOD_INFLUENCES == MOOD_INFLUENCES
+    assert not hasattr(toolkit_result, "MOODS")
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
@@ -118,7 +135,7 @@ def test_run_returns_documented_result(name, results):
     assert len(colours) > 16  # a picture, not a blank canvas
     effect = result["consciousness_impact"]
     assert type(effect["scup_change"]) is float and -5.0 <= effect["scup_change"] <= 5.0
-    assert effect["mood_influence"] in MOODS
+    assert effect["mood_influence"] in MOOD_INFLUENCES
     assert progress and all(isinstance(line, str) and "\n" not in line for line in progress)
     json.dumps(result, allow_nan=False)
 
@@ -179,7 +196,7 @@ def test_importing_scripts_does_not_load_django():
 
 
 def test_registry_import_does_not_load_numpy():
-    code = "import sys; import processes.scripts; print('numpy' in sys.modules)"
+    code = "import sys; import processes.scripts, processes.scripts.specs; print('numpy' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], cwd=BASE_DIR, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False", done.stderr
 
@@ -189,7 +206,7 @@ def test_registry_import_does_not_load_numpy():
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_entry_point_prints_json_and_exits_zero(name, request_base, results):
     done = subprocess.run(
-        [sys.executable, "-m", f"processes.scripts.{name}"],
+        [*ENTRY, f"processes.scripts.{name}"],
         input=json.dumps(request_base), cwd=BASE_DIR, capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 0, done.stderr
@@ -210,7 +227,7 @@ def test_entry_point_bad_request_exits_two(name, stdin, needle, request_base):
     if stdin is None:
         stdin = json.dumps(dict(request_base, parameters={"k": 0}))
     done = subprocess.run(
-        [sys.executable, "-m", f"processes.scripts.{name}"],
+        [*ENTRY, f"processes.scripts.{name}"],
         input=stdin, cwd=BASE_DIR, capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 2
@@ -222,16 +239,20 @@ def test_entry_point_bad_request_exits_two(name, stdin, needle, request_base):
 # --------------------------------------------------------------------------- parameters
 
 SCHEMA = {
-    "count": {"type": "integer", "default": 4, "minimum": 1, "maximum": 10, "description": "n"},
-    "level": {"type": "number", "default": 0.5, "minimum": 0.0, "maximum": 1.0, "description": "x"},
-    "flag": {"type": "boolean", "default": False, "description": "b"},
-    "mode": {"type": "string", "default": "a", "choices": ["a", "b"], "description": "s"},
+    "type": "object",
+    "properties": {
+        "count": {"type": "integer", "default": 4, "minimum": 1, "maximum": 10, "description": "n"},
+        "level": {"type": "number", "default": 0.5, "minimum": 0.0, "maximum": 1.0, "description": "x"},
+        "flag": {"type": "boolean", "default": False, "description": "b"},
+        "mode": {"type": "string", "default": "a", "enum": ["a", "b"], "description": "s"},
+    },
+    "additionalProperties": False,
 }
 
 
-def test_validate_parameters_applies_defaults():
-    assert validate_parameters(SCHEMA, {}) == {"count": 4, "level": 0.5, "flag": False, "mode": "a"}
-    got = validate_parameters(SCHEMA, {"count": 7, "level": 1, "flag": True, "mode": "b"})
+def test_schema_validate_applies_defaults():
+    assert schema_validate(SCHEMA, {}) == {"count": 4, "level": 0.5, "flag": False, "mode": "a"}
+    got = schema_validate(SCHEMA, {"count": 7, "level": 1, "flag": True, "mode": "b"})
     assert got == {"count": 7, "level": 1.0, "flag": True, "mode": "b"}
     assert type(got["level"]) is float
 
@@ -254,16 +275,16 @@ def test_validate_parameters_applies_defaults():
         ({"mode": 3}, "mode"),
     ],
 )
-def test_validate_parameters_rejects_bad_values(params, field):
+def test_schema_validate_rejects_bad_values(params, field):
     with pytest.raises(ParameterError) as err:
-        validate_parameters(SCHEMA, params)
+        schema_validate(SCHEMA, params)
     assert err.value.field == field
     assert isinstance(err.value, ValueError)
 
 
-def test_validate_parameters_rejects_non_mapping():
+def test_schema_validate_rejects_non_mapping():
     with pytest.raises(ParameterError) as err:
-        validate_parameters(SCHEMA, [1, 2])
+        schema_validate(SCHEMA, [1, 2])
     assert err.value.field == "parameters"
 
 
@@ -374,29 +395,29 @@ def test_dream_generator_rejects_mismatched_pattern(request_base):
         dream_generator.run(req, lambda line: None)
 
 
-# --------------------------------------------------------------------------- main_entry in-process
+# --------------------------------------------------------------------------- the entry point in-process
 
 def _entry(monkeypatch, capsys, run_fn, stdin: str = '{"seed": 1}'):
-    from processes.scripts._common import main_entry
-
-    monkeypatch.setattr(sys, "argv", ["script"])
-    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-    code = main_entry(run_fn)
+    module = types.ModuleType("dawn_test_script")
+    module.run = run_fn
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode())))
+    code = run_module_main(module.__name__)
     return code, capsys.readouterr()
 
 
-def test_main_entry_success_prints_one_json_line(monkeypatch, capsys):
+def test_entry_success_prints_one_json_line(monkeypatch, capsys):
     def run_fn(request, emit):
         emit("step one\nstill one line")
         return {"seed": request["seed"], "x": 1.5}
 
     code, out = _entry(monkeypatch, capsys, run_fn)
-    assert code == 0
+    assert code == EXIT_OK == 0
     assert out.out == '{"seed":1,"x":1.5}\n'
     assert out.err == "step one still one line\n"
 
 
-def test_main_entry_maps_errors_to_exit_codes(monkeypatch, capsys):
+def test_entry_maps_errors_to_exit_codes(monkeypatch, capsys):
     def bad(request, emit):
         raise ParameterError("k", "must be >= 1")
 
@@ -407,16 +428,18 @@ def test_main_entry_maps_errors_to_exit_codes(monkeypatch, capsys):
         return {"x": float("nan")}
 
     code, out = _entry(monkeypatch, capsys, bad)
-    assert (code, out.out, out.err) == (2, "", "bad request: k: must be >= 1\n")
+    assert (code, out.out, out.err) == (EXIT_BAD_REQUEST, "", "bad request: k: must be >= 1\n")
     code, out = _entry(monkeypatch, capsys, broken)
-    assert (code, out.out, out.err) == (1, "", "error: RuntimeError: boom\n")
+    assert (code, out.out, out.err.splitlines()[-1]) == (EXIT_ERROR, "", "RuntimeError: boom")
     code, out = _entry(monkeypatch, capsys, nan)
-    assert code == 1 and out.out == ""
+    assert code == EXIT_ERROR and out.out == ""
+    code, out = _entry(monkeypatch, capsys, bad, stdin="[1, 2]")
+    assert (code, out.err) == (EXIT_BAD_REQUEST, "bad request: expected a JSON object, got list\n")
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.floats(min_value=0.0, max_value=1.0), st.integers(min_value=1, max_value=10))
-def test_validate_parameters_accepts_in_range_values(level, count):
-    got = validate_parameters(SCHEMA, {"level": level, "count": count})
+def test_schema_validate_accepts_in_range_values(level, count):
+    got = schema_validate(SCHEMA, {"level": level, "count": count})
     assert got["level"] == level and type(got["level"]) is float
     assert got["count"] == count and type(got["count"]) is int
