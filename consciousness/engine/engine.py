@@ -13,14 +13,15 @@ from numpy.random import PCG64, Generator, SeedSequence
 
 from .config import EngineConfig
 from .inputs import STIMULUS_KINDS, StepInputs
-from .model import build_network, initial_state, step
+from .model import HIGUCHI_KMAX, initial_state, step
+from .network import build_network
 from .mood import MOODS
 from .state import SERIES, EngineState, Network, StepResult, frozen
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2: the rate network of issue 10 (currents, tangent, window sums)
 STREAMS = ("construction", "dynamics", "mood")  # SeedSequence children, in spawn order
 # the shape of the model: a snapshot only fits a configuration that agrees on these
-STRUCTURE = ("units", "modules", "history_window", "memory_capacity")
+STRUCTURE = ("units", "modules", "history_window", "unity_window", "lyapunov_window", "memory_capacity")
 
 
 def _streams(seed: int) -> dict[str, Generator]:
@@ -38,7 +39,7 @@ class Engine:
         self.cfg = cfg
         self.seed = seed
         self.rngs = _streams(seed)
-        self.network = build_network(cfg, self.rngs["construction"])
+        self.network = build_network(cfg.units, cfg.modules, self.rngs["construction"])
         self._state = initial_state(cfg, self.network, self.rngs["construction"], self.rngs["dynamics"], self.rngs["mood"])
 
     @property
@@ -209,8 +210,13 @@ def _state_load(raw: dict, cfg: EngineConfig) -> EngineState:
     n, window, capacity = cfg.units, cfg.history_window, cfg.memory_capacity
     shapes = {
         "activity": (n,),
-        "adaptation": (n,),
+        "currents": (n,),
+        "tangent": (n,),
+        "lyapunov_logs": (cfg.lyapunov_window,),
         "history": (window, n),
+        "history_sums": (n + 1, n),
+        "unity_sums": (n + 1, n),
+        "increment_sums": (HIGUCHI_KMAX,),
         "series": (window, len(SERIES)),
         "stimulus_levels": (len(STIMULUS_KINDS),),
         "memory_traces": (capacity, n),
