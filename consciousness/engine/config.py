@@ -27,7 +27,6 @@ class EngineConfig:
     entropy_target: float = 0.5  # set point of the entropy homeostat, and the centre of SCUP's entropy balance
     seed: int = 0
     units: int = 64  # network size
-    modules: int = 4  # groups of units that excite each other and inhibit the other groups
     history_window: int = 256  # ticks of per-unit rates kept (connectivity, fractal_dim, context)
     unity_window: int = 64  # recent ticks the unity / multi-state / entanglement figures look at
     lyapunov_window: int = 100  # ticks the tangent growth rates are averaged over
@@ -74,8 +73,6 @@ class EngineConfig:
             raise ConfigValueError(key, str(exc)) from None
 
     def _check_consistency(self) -> None:
-        if self.modules > self.units:
-            raise ConfigValueError("modules", f"modules must be at most units ({self.units}), got {self.modules}")
         if self.lyapunov_window > self.history_window:
             raise ConfigValueError("lyapunov_window", f"lyapunov_window must be at most history_window ({self.history_window}), got {self.lyapunov_window}")
         if self.unity_window > self.history_window:
@@ -110,7 +107,6 @@ _RULES: dict[str, tuple[type, Callable[[Any], bool], str]] = {
     # stored with the run as a signed 64-bit integer
     "seed": (int, lambda v: 0 <= v < 2**63, "a non-negative integer below 2**63"),
     "units": (int, lambda v: 4 <= v <= 512, "in 4..512"),
-    "modules": (int, lambda v: 1 <= v, "at least 1"),
     "history_window": (int, lambda v: 64 <= v <= 4096, "in 64..4096"),
     "unity_window": (int, lambda v: 8 <= v, "at least 8"),
     "lyapunov_window": (int, lambda v: 1 <= v, "at least 1"),

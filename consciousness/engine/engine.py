@@ -21,7 +21,7 @@ from .state import SERIES, EngineState, Network, StepResult, frozen
 SNAPSHOT_VERSION = 2  # 2: the rate network of issue 10 (currents, tangent, window sums)
 STREAMS = ("construction", "dynamics", "mood")  # SeedSequence children, in spawn order
 # the shape of the model: a snapshot only fits a configuration that agrees on these
-STRUCTURE = ("units", "modules", "history_window", "unity_window", "lyapunov_window", "memory_capacity")
+STRUCTURE = ("units", "history_window", "unity_window", "lyapunov_window", "memory_capacity")
 
 
 def _streams(seed: int) -> dict[str, Generator]:
@@ -39,7 +39,7 @@ class Engine:
         self.cfg = cfg
         self.seed = seed
         self.rngs = _streams(seed)
-        self.network = build_network(cfg.units, cfg.modules, self.rngs["construction"])
+        self.network = build_network(cfg.units, self.rngs["construction"])
         self._state = initial_state(cfg, self.network, self.rngs["construction"], self.rngs["dynamics"], self.rngs["mood"])
 
     @property
@@ -80,11 +80,7 @@ class Engine:
             "seed": self.seed,
             "structure": {key: getattr(self.cfg, key) for key in STRUCTURE},
             "rng": {name: _rng_dump(rng) for name, rng in self.rngs.items()},
-            "network": {
-                "coupling": _array_dump(self.network.coupling),
-                "bias": _array_dump(self.network.bias),
-                "module": _array_dump(self.network.module),
-            },
+            "network": {"coupling": _array_dump(self.network.coupling)},
             "state": _state_dump(self._state),
         }
 
@@ -114,11 +110,7 @@ class Engine:
             raise ValueError(f"snapshot seed must be a non-negative integer, got {seed!r}")
         n = cfg.units
         raw_network = snapshot["network"]
-        network = Network(
-            coupling=frozen(_array(raw_network["coupling"], (n, n), "network.coupling")),
-            bias=frozen(_array(raw_network["bias"], (n,), "network.bias")),
-            module=frozen(_array(raw_network["module"], (n,), "network.module", dtype=np.int64)),
-        )
+        network = Network(coupling=frozen(_array(raw_network["coupling"], (n, n), "network.coupling")))
         rng_states = snapshot["rng"]
         if set(rng_states) != set(STREAMS):
             raise ValueError(f"snapshot rng must hold the streams {', '.join(STREAMS)}")
@@ -214,8 +206,7 @@ def _state_load(raw: dict, cfg: EngineConfig) -> EngineState:
         "tangent": (n,),
         "lyapunov_logs": (cfg.lyapunov_window,),
         "history": (window, n),
-        "history_sums": (n + 1, n),
-        "unity_sums": (n + 1, n),
+        "window_sums": (2, n + 1, n),
         "increment_sums": (HIGUCHI_KMAX,),
         "series": (window, len(SERIES)),
         "stimulus_levels": (len(STIMULUS_KINDS),),

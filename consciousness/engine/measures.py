@@ -23,10 +23,11 @@ def shannon_entropy_normalized(values: np.ndarray, bins: int) -> float:
     if x.size == 0:
         return 0.0
     # bincount over clipped indices: same as np.histogram on [0, 1] (last bin closed) and much cheaper
-    idx = np.minimum((np.clip(x, 0.0, 1.0) * bins).astype(np.intp), bins - 1)
+    idx = (np.clip(x, 0.0, 1.0) * bins).astype(np.intp)
+    np.minimum(idx, bins - 1, out=idx)
     counts = np.bincount(idx, minlength=bins)
-    p = counts[counts > 0] / x.size
-    return float(-(p * np.log(p)).sum() / math.log(bins))
+    p = counts[counts > 0] * (1.0 / x.size)
+    return float(-np.dot(p, np.log(p)) / math.log(bins))
 
 
 # --- window statistics: sums -> covariance -> figures -------------------------------------------------
@@ -108,8 +109,8 @@ def spectral_spread(cov: np.ndarray) -> float:
     of the covariance with the population-mean mode projected out, over its maximum, log(PR) / log(N - 1);
     0 when at most one mode remains, 1 when N - 1 modes carry equal shares."""
     n = cov.shape[0]
-    row = cov.mean(axis=1)
-    residual = cov - row[:, None] - row[None, :] + row.mean()  # P C P with P = I - 11^T / N
+    row = cov.sum(axis=1) * (1.0 / n)
+    residual = cov - row[:, None] - row[None, :] + float(row.sum()) / n  # P C P with P = I - 11^T / N
     ratio = participation_ratio(residual)
     if ratio <= 1.0 or n < 3:
         return 0.0
@@ -127,12 +128,11 @@ def half_coherence(cov: np.ndarray) -> float:
     return float(min(abs(cross) / math.sqrt(var_a * var_b), 1.0))
 
 
-def recurrent_share(recurrent: np.ndarray, external: np.ndarray | float, noise: np.ndarray) -> float:
-    """Share of the units' input power that comes from the other units: |r|^2 / (|r|^2 + |e|^2 + |n|^2)
-    for the recurrent, external (common and bias) and noise parts of the input; 0 when there is none."""
+def recurrent_share(recurrent: np.ndarray, common: float, noise: np.ndarray) -> float:
+    """Share of the units' input power that comes from the other units: |r|^2 / (|r|^2 + N h^2 + |xi|^2)
+    for the recurrent input r, the common input h and the noise xi; 0 when there is no input at all."""
     rec = float(np.dot(recurrent, recurrent))
-    ext = np.broadcast_to(external, recurrent.shape)
-    total = rec + float(np.dot(ext, ext)) + float(np.dot(noise, noise))
+    total = rec + recurrent.shape[0] * common * common + float(np.dot(noise, noise))
     return rec / total if total > _FLAT else 0.0
 
 

@@ -54,23 +54,26 @@ _ACTIVITY_COLUMN = _SERIES_INDEX["neural_activity"]
 _KS = np.arange(1, HIGUCHI_KMAX + 1)
 
 
+def _sums_of(history: np.ndarray, unity_window: int) -> np.ndarray:
+    """The window sums of a history buffer, computed from scratch."""
+    centred = history - 0.5
+    recent = centred[-unity_window:]
+    return np.stack(
+        (
+            np.vstack((centred.sum(axis=0), centred.T @ centred)),
+            np.vstack((recent.sum(axis=0), recent.T @ recent)),
+        )
+    )
+
+
 def _sums_slid(sums: np.ndarray, added: np.ndarray, removed: np.ndarray) -> np.ndarray:
-    """A window's running sums (row 0 the sum of the centred rows, rows 1.. of their outer products) after
-    `added` enters and `removed` leaves (both rates, centred here)."""
+    """The window sums after the rates `added` enter both windows and the rows `removed` (2, units) leave
+    the history and the unity window respectively."""
     a, r = added - 0.5, removed - 0.5
     out = sums.copy()
-    out[0] += a - r
-    out[1:] += a[:, None] * a[None, :] - r[:, None] * r[None, :]
+    out[:, 0] += a - r
+    out[:, 1:] += a[:, None] * a[None, :] - r[:, :, None] * r[:, None, :]
     return out
-
-
-def _sums_of(rows: np.ndarray) -> np.ndarray:
-    centred = rows - 0.5
-    return np.vstack((centred.sum(axis=0), centred.T @ centred))
-
-
-def _window_covariance(sums: np.ndarray, count: int) -> np.ndarray:
-    return covariance_of_sums(sums[0], sums[1:], count)
 
 
 def initial_state(cfg: EngineConfig, network: Network, construction: Generator, dynamics: Generator, moods: Generator) -> EngineState:
@@ -89,8 +92,7 @@ def initial_state(cfg: EngineConfig, network: Network, construction: Generator, 
         lyapunov_logs=frozen(np.zeros(cfg.lyapunov_window)),
         history=frozen(history),
         series=frozen(np.zeros((window, len(SERIES)))),
-        history_sums=frozen(_sums_of(history)),
-        unity_sums=frozen(_sums_of(history[-cfg.unity_window :])),
+        window_sums=frozen(_sums_of(history, cfg.unity_window)),
         increment_sums=frozen(np.zeros(HIGUCHI_KMAX)),
         log_noise=math.log(cfg.noise),
         stimulus_levels=frozen(np.zeros(len(STIMULUS_KINDS))),
@@ -175,20 +177,18 @@ def step(
     # window sums: add the new row, drop the one leaving; recomputed exactly once a window against drift
     history = np.concatenate((state.history[1:], activity[None, :]), axis=0)
     if tick_number % cfg.history_window == 0:
-        history_sums = _sums_of(history)
-        unity_sums = _sums_of(history[-cfg.unity_window :])
+        window_sums = _sums_of(history, cfg.unity_window)
     else:
-        history_sums = _sums_slid(state.history_sums, activity, state.history[0])
-        unity_sums = _sums_slid(state.unity_sums, activity, state.history[-cfg.unity_window])
+        window_sums = _sums_slid(state.window_sums, activity, state.history[[0, -cfg.unity_window]])
 
     # figures of the network
     neural_activity = float(activity.sum()) / n
     entropy = shannon_entropy_normalized(activity, cfg.entropy_bins)
     firing_rate = cfg.max_firing_rate * active_rate(activity)
-    connectivity = mean_abs_correlation(_window_covariance(history_sums, cfg.history_window))
-    recent = _window_covariance(unity_sums, cfg.unity_window)
+    connectivity = mean_abs_correlation(covariance_of_sums(window_sums[0, 0], window_sums[0, 1:], cfg.history_window))
+    recent = covariance_of_sums(window_sums[1, 0], window_sums[1, 1:], cfg.unity_window)
     unity, multi_state = synchrony(recent), spectral_spread(recent)
-    entanglement = recurrent_share(recurrent, common + network.bias, noise)
+    entanglement = recurrent_share(recurrent, common, noise)
 
     # memory: traces fade; novel patterns (or, failing that, a periodic sample) are written over the weakest slot
     relief = 1.0
@@ -271,8 +271,7 @@ def step(
         lyapunov_logs=frozen(lyapunov_logs),
         history=frozen(history),
         series=frozen(series),
-        history_sums=frozen(history_sums),
-        unity_sums=frozen(unity_sums),
+        window_sums=frozen(window_sums),
         increment_sums=frozen(increments),
         log_noise=float(log_noise),
         stimulus_levels=frozen(levels),

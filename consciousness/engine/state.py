@@ -15,12 +15,10 @@ class Network:
     """The wiring drawn from the seed at construction; constant for the life of a run."""
 
     coupling: np.ndarray  # (units, units): coupling[i, j] is the weight from unit j to unit i
-    bias: np.ndarray  # (units,)
-    module: np.ndarray  # (units,) module index of each unit
 
     @property
     def units(self) -> int:
-        return int(self.bias.shape[0])
+        return int(self.coupling.shape[0])
 
 
 @dataclass(frozen=True)
@@ -34,8 +32,8 @@ class EngineState:
     lyapunov_logs: np.ndarray  # (lyapunov_window,) log growth of the tangent at each recent tick, oldest first
     history: np.ndarray  # (history_window, units) rates, oldest first, last row = activity
     series: np.ndarray  # (history_window, len(SERIES)) scalar figures, oldest first
-    history_sums: np.ndarray  # (units + 1, units): row 0 sum of history rows, rows 1.. sum of their outer products
-    unity_sums: np.ndarray  # (units + 1, units): the same over the last unity_window rows
+    window_sums: np.ndarray  # (2, units + 1, units): [0] the history window, [1] its last unity_window rows;
+    # row 0 the sum of the centred rates (rate - 1/2), rows 1.. the sum of their outer products
     increment_sums: np.ndarray  # (HIGUCHI_KMAX,) sum of |y[i+k] - y[i]| of the neural_activity series
     log_noise: float  # log of the private noise amplitude, which the entropy homeostat adapts
     stimulus_levels: np.ndarray  # (len(STIMULUS_KINDS),) decaying traces of the stimuli received
