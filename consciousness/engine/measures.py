@@ -7,6 +7,7 @@ scripts call the same functions on the window they are handed.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -221,12 +222,19 @@ def higuchi_pooled(sums: np.ndarray, n: int) -> float:
     """Higuchi's dimension from pooled k-increment sums of an n-sample series (every offset weighted by its
     pairs): curve length L(k) = mean|x[i+k] - x[i]| (n-1) / k^2 ~ k^-D, so D = 2 - slope of log mean|dx_k|
     against log k; 1.0 when the series is flat."""
-    kmax = sums.shape[0]
-    ks = np.arange(1, kmax + 1, dtype=np.float64)
+    ks, weights = _slope_weights(sums.shape[0])
     mean_increment = sums / (n - ks)
     if not mean_increment.min() > _FLAT:
         return 1.0
-    return 2.0 - _slope(np.log(ks), np.log(mean_increment))
+    return 2.0 - float(np.dot(weights, np.log(mean_increment)))
+
+
+@functools.cache
+def _slope_weights(kmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """(k = 1..kmax, w) with w . y the least-squares slope of y against log k."""
+    ks = np.arange(1, kmax + 1, dtype=np.float64)
+    xc = np.log(ks) - np.log(ks).mean()
+    return ks, xc / np.dot(xc, xc)
 
 
 def _slope(x: np.ndarray, y: np.ndarray) -> float:

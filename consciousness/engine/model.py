@@ -152,15 +152,16 @@ def step(
     n = cfg.units
 
     # stimuli leave decaying traces, so a click is felt for about a second, not one tick
-    received = np.zeros(len(STIMULUS_KINDS))
+    fade = half_life_factor(cfg.stimulus_half_life)
+    received = [float(level) * fade for level in state.stimulus_levels]
     for stimulus in inputs.stimuli:
         received[STIMULUS_KINDS.index(stimulus.kind)] += stimulus.intensity
-    levels = np.minimum(state.stimulus_levels * half_life_factor(cfg.stimulus_half_life) + received, STIMULUS_LEVEL_MAX)
-    excite, calm, chaos, focus = (float(v) for v in levels)
+    excite, calm, chaos, focus = (min(level, STIMULUS_LEVEL_MAX) for level in received)
+    levels = np.array((excite, calm, chaos, focus))
 
     # the same number of draws every tick keeps runs with and without stimuli aligned
-    private = dynamics.standard_normal(n)
-    common_draw = float(dynamics.standard_normal())
+    draws = dynamics.standard_normal(n + 1)
+    private, common_draw = draws[:n], float(draws[n])
     gain = cfg.gain * (1.0 + CHAOS_GAIN * math.tanh(chaos)) / (1.0 + CALM_GAIN * calm + FOCUS_GAIN * focus)
     common = EXCITE_DRIVE * excite - CALM_DRIVE * calm + FOCUS_DRIVE * focus + MOOD_DRIVE * AROUSAL[state.mood]
     common += FOCUS_COMMON * focus * common_draw
@@ -239,8 +240,7 @@ def step(
     if tick_number % cfg.history_window == 0:
         increments = increment_sums(series[:, _ACTIVITY_COLUMN], HIGUCHI_KMAX)
     else:
-        window = cfg.history_window
-        increments = state.increment_sums + np.abs(neural_activity - y[window - _KS]) - np.abs(y[_KS] - y[0])
+        increments = state.increment_sums + np.abs(neural_activity - y[-_KS]) - np.abs(y[_KS] - y[0])
     fractal_dim = higuchi_pooled(increments, cfg.history_window)
 
     # mood
