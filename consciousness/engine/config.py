@@ -74,7 +74,9 @@ class EngineConfig:
 
     def _check_consistency(self) -> None:
         if self.lyapunov_window > self.history_window:
-            raise ConfigValueError("lyapunov_window", f"lyapunov_window must be at most history_window ({self.history_window}), got {self.lyapunov_window}")
+            raise ConfigValueError(
+                "lyapunov_window", f"lyapunov_window must be at most history_window ({self.history_window}), got {self.lyapunov_window}"
+            )
         if self.unity_window > self.history_window:
             raise ConfigValueError("unity_window", f"unity_window must be at most history_window ({self.history_window}), got {self.unity_window}")
 
