@@ -35,10 +35,10 @@ class TickLoop:
         wallclock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
-        if rate <= 0:
+        if not rate > 0:
             raise ValueError("rate must be positive")
         self.engine = engine
-        self.period = 1.0 / rate
+        self.period = 1.0 / rate  # 0.0 at rate math.inf: unthrottled, no deadlines
         self.sinks = list(sinks)
         self.inputs = inputs
         self.max_ticks = max_ticks
@@ -92,6 +92,11 @@ class TickLoop:
                     await sink(result)
                 except Exception:
                     logger.exception("tick sink %r failed at tick %d", sink, result.state.tick_number)
+            if self.period == 0.0:
+                if self.finished():
+                    break
+                await self._wait(0.0)  # unthrottled: still let the server and the sinks' tasks run
+                continue
             next_at += self.period
             now = self.clock()
             if next_at < now:

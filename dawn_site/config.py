@@ -40,6 +40,17 @@ def tick_rate_check(value: Any) -> float:
     return float(value)
 
 
+def tick_rate_option_check(value: str) -> float:
+    """The one reading of runtick's --rate: "max" (unthrottled, math.inf) or a tick rate as tick_rate_check takes."""
+    if value == "max":
+        return math.inf
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError('must be a number of ticks per second or "max"') from None
+    return tick_rate_check(number)
+
+
 class ConsciousnessConfig(BaseModel):
     # tick_rate is the loop's; every other key is an engine knob, validated by EngineConfig itself
     model_config = ConfigDict(extra="allow", strict=True, frozen=True)

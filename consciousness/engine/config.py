@@ -8,6 +8,9 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 
+NOISE_MIN, NOISE_MAX = 0.001, 1.0  # the range the homeostat may move the noise amplitude in
+
+
 class ConfigValueError(ValueError):
     """One setting is invalid; `key` names it (None for a problem between settings)."""
 
@@ -20,18 +23,18 @@ class ConfigValueError(ValueError):
 class EngineConfig:
     """Validated engine parameters; build it with `from_mapping`."""
 
-    initial_scup: float = 50.0  # SCUP the first ticks start from
-    entropy_target: float = 0.5  # set point of the entropy homeostat
+    initial_scup: float = 50.0  # SCUP of the state before the first tick (tick 0); its mood is dormant below 30
+    entropy_target: float = 0.5  # set point of the entropy homeostat, and the centre of SCUP's entropy balance
     seed: int = 0
-    units: int = 32  # network size
-    modules: int = 4  # densely coupled groups of units, inhibiting each other
-    history_window: int = 256  # ticks of per-unit activity kept (correlations, chaos figures, context)
+    units: int = 64  # network size
+    history_window: int = 256  # ticks of per-unit rates kept (connectivity, fractal_dim, context)
     unity_window: int = 64  # recent ticks the unity / multi-state / entanglement figures look at
+    lyapunov_window: int = 100  # ticks the tangent growth rates are averaged over
     burn_in: int = 256  # ticks run at construction (never fewer than history_window: buffers are full at tick 0)
-    leak: float = 0.2  # fraction of the activity renewed each tick
-    gain: float = 4.0  # slope of the units' sigmoid
-    noise: float = 0.4  # noise amplitude at temperature 1 (the homeostat adapts the temperature)
-    homeostat_rate: float = 0.02  # log-temperature change per tick per unit of entropy error
+    leak: float = 1.0  # fraction of the currents renewed each tick (1: the plain map x' = W tanh(gain x) + ...)
+    gain: float = 0.95  # gain of the rate function without stimuli (the edge of chaos is near 1)
+    noise: float = 0.1  # starting private noise amplitude per tick (the homeostat adapts it)
+    homeostat_rate: float = 0.1  # log-noise change per tick per unit of entropy error
     entropy_bins: int = 10  # histogram bins of the activity entropy
     memory_capacity: int = 64  # trace slots
     memory_half_life: float = 300.0  # ticks for a trace to lose half its strength
@@ -39,9 +42,9 @@ class EngineConfig:
     memory_interval: int = 20  # a trace is written at least this often (ticks)
     mood_duration: float = 40.0  # mean ticks a mood lasts (4 s at 10 Hz)
     valence_half_life: float = 100.0  # ticks for a process's mood influence to fade by half
-    scup_offset_half_life: float = 600.0  # ticks for the SCUP offset (initial and impacts) to halve
+    scup_impact_half_life: float = 100.0  # ticks for the SCUP points of process impacts to fade by half
     stimulus_half_life: float = 10.0  # ticks for a stimulus's effect to halve
-    max_firing_rate: float = 200.0  # Hz at activity 1
+    max_firing_rate: float = 200.0  # Hz of a unit at rate 1
 
     @classmethod
     def from_mapping(cls, d: Mapping[str, Any]) -> EngineConfig:
@@ -70,8 +73,10 @@ class EngineConfig:
             raise ConfigValueError(key, str(exc)) from None
 
     def _check_consistency(self) -> None:
-        if self.modules > self.units:
-            raise ConfigValueError("modules", f"modules must be at most units ({self.units}), got {self.modules}")
+        if self.lyapunov_window > self.history_window:
+            raise ConfigValueError(
+                "lyapunov_window", f"lyapunov_window must be at most history_window ({self.history_window}), got {self.lyapunov_window}"
+            )
         if self.unity_window > self.history_window:
             raise ConfigValueError("unity_window", f"unity_window must be at most history_window ({self.history_window}), got {self.unity_window}")
 
@@ -104,13 +109,13 @@ _RULES: dict[str, tuple[type, Callable[[Any], bool], str]] = {
     # stored with the run as a signed 64-bit integer
     "seed": (int, lambda v: 0 <= v < 2**63, "a non-negative integer below 2**63"),
     "units": (int, lambda v: 4 <= v <= 512, "in 4..512"),
-    "modules": (int, lambda v: 1 <= v, "at least 1"),
     "history_window": (int, lambda v: 64 <= v <= 4096, "in 64..4096"),
     "unity_window": (int, lambda v: 8 <= v, "at least 8"),
+    "lyapunov_window": (int, lambda v: 1 <= v, "at least 1"),
     "burn_in": (int, lambda v: 0 <= v <= 100_000, "in 0..100000"),
     "leak": (float, lambda v: 0 < v <= 1, "in (0, 1]"),
-    "gain": (float, lambda v: 0 < v <= 50, "in (0, 50]"),
-    "noise": (float, lambda v: 0.01 <= v <= 5, "in 0.01..5"),
+    "gain": (float, lambda v: 0 < v <= 10, "in (0, 10]"),
+    "noise": (float, lambda v: NOISE_MIN <= v <= NOISE_MAX, f"in {NOISE_MIN:g}..{NOISE_MAX:g}"),
     "homeostat_rate": (float, lambda v: 0 <= v <= 1, "in 0..1"),
     "entropy_bins": (int, lambda v: 2 <= v <= 256, "in 2..256"),
     "memory_capacity": (int, lambda v: 1 <= v <= 4096, "in 1..4096"),
@@ -119,7 +124,7 @@ _RULES: dict[str, tuple[type, Callable[[Any], bool], str]] = {
     "memory_interval": (int, lambda v: v >= 1, "at least 1"),
     "mood_duration": (float, lambda v: v >= 1, "at least 1 tick"),
     "valence_half_life": (float, _positive, "positive"),
-    "scup_offset_half_life": (float, _positive, "positive"),
+    "scup_impact_half_life": (float, _positive, "positive"),
     "stimulus_half_life": (float, _positive, "positive"),
     "max_firing_rate": (float, _positive, "positive"),
 }

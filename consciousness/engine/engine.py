@@ -13,14 +13,15 @@ from numpy.random import PCG64, Generator, SeedSequence
 
 from .config import EngineConfig
 from .inputs import STIMULUS_KINDS, StepInputs
-from .model import build_network, initial_state, step
+from .model import HIGUCHI_KMAX, initial_state, step
+from .network import build_network
 from .mood import MOODS
 from .state import SERIES, EngineState, Network, StepResult, frozen
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2: the rate network of issue 10 (currents, tangent, window sums)
 STREAMS = ("construction", "dynamics", "mood")  # SeedSequence children, in spawn order
 # the shape of the model: a snapshot only fits a configuration that agrees on these
-STRUCTURE = ("units", "modules", "history_window", "memory_capacity")
+STRUCTURE = ("units", "history_window", "unity_window", "lyapunov_window", "memory_capacity")
 
 
 def _streams(seed: int) -> dict[str, Generator]:
@@ -38,7 +39,7 @@ class Engine:
         self.cfg = cfg
         self.seed = seed
         self.rngs = _streams(seed)
-        self.network = build_network(cfg, self.rngs["construction"])
+        self.network = build_network(cfg.units, self.rngs["construction"])
         self._state = initial_state(cfg, self.network, self.rngs["construction"], self.rngs["dynamics"], self.rngs["mood"])
 
     @property
@@ -79,11 +80,7 @@ class Engine:
             "seed": self.seed,
             "structure": {key: getattr(self.cfg, key) for key in STRUCTURE},
             "rng": {name: _rng_dump(rng) for name, rng in self.rngs.items()},
-            "network": {
-                "coupling": _array_dump(self.network.coupling),
-                "bias": _array_dump(self.network.bias),
-                "module": _array_dump(self.network.module),
-            },
+            "network": {"coupling": _array_dump(self.network.coupling)},
             "state": _state_dump(self._state),
         }
 
@@ -113,11 +110,7 @@ class Engine:
             raise ValueError(f"snapshot seed must be a non-negative integer, got {seed!r}")
         n = cfg.units
         raw_network = snapshot["network"]
-        network = Network(
-            coupling=frozen(_array(raw_network["coupling"], (n, n), "network.coupling")),
-            bias=frozen(_array(raw_network["bias"], (n,), "network.bias")),
-            module=frozen(_array(raw_network["module"], (n,), "network.module", dtype=np.int64)),
-        )
+        network = Network(coupling=frozen(_array(raw_network["coupling"], (n, n), "network.coupling")))
         rng_states = snapshot["rng"]
         if set(rng_states) != set(STREAMS):
             raise ValueError(f"snapshot rng must hold the streams {', '.join(STREAMS)}")
@@ -209,8 +202,12 @@ def _state_load(raw: dict, cfg: EngineConfig) -> EngineState:
     n, window, capacity = cfg.units, cfg.history_window, cfg.memory_capacity
     shapes = {
         "activity": (n,),
-        "adaptation": (n,),
+        "currents": (n,),
+        "tangent": (n,),
+        "lyapunov_logs": (cfg.lyapunov_window,),
         "history": (window, n),
+        "window_sums": (2, n + 1, n),
+        "increment_sums": (HIGUCHI_KMAX,),
         "series": (window, len(SERIES)),
         "stimulus_levels": (len(STIMULUS_KINDS),),
         "memory_traces": (capacity, n),

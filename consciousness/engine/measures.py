@@ -1,8 +1,15 @@
-"""Pure figures computed from arrays: entropy, correlation spectrum, Lyapunov exponent, fractal dimension."""
+"""Pure figures computed from arrays: entropy, window statistics, Lyapunov exponents, fractal dimension.
+
+The window figures (unity, multi-state, entanglement, connectivity) are defined here once, as functions of a
+(ticks x units) window; the engine keeps running sums so that it need not recompute them, and analysis
+scripts call the same functions on the window they are handed.
+"""
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -17,22 +24,47 @@ def shannon_entropy_normalized(values: np.ndarray, bins: int) -> float:
     if x.size == 0:
         return 0.0
     # bincount over clipped indices: same as np.histogram on [0, 1] (last bin closed) and much cheaper
-    idx = np.minimum((np.clip(x, 0.0, 1.0) * bins).astype(np.intp), bins - 1)
+    idx = (np.clip(x, 0.0, 1.0) * bins).astype(np.intp)
+    np.minimum(idx, bins - 1, out=idx)
     counts = np.bincount(idx, minlength=bins)
-    p = counts[counts > 0] / x.size
-    return float(-(p * np.log(p)).sum() / math.log(bins))
+    p = counts[counts > 0] * (1.0 / x.size)
+    return float(-np.dot(p, np.log(p)) / math.log(bins))
+
+
+# --- window statistics: sums -> covariance -> figures -------------------------------------------------
+
+
+def window_sums(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sum of rows, sum of outer products) of a (ticks x units) window, the running sums the engine keeps."""
+    x = np.asarray(samples, dtype=np.float64)
+    return x.sum(axis=0), x.T @ x
+
+
+def covariance_of_sums(s1: np.ndarray, s2: np.ndarray, count: int) -> np.ndarray:
+    """Population covariance (divided by `count`) of the units from their running sums."""
+    mean = s1 / count
+    return s2 / count - np.outer(mean, mean)
+
+
+def covariance(samples: np.ndarray) -> np.ndarray:
+    """Population covariance of the columns of a (ticks x units) window."""
+    s1, s2 = window_sums(samples)
+    return covariance_of_sums(s1, s2, np.asarray(samples).shape[0])
+
+
+def correlation_of_covariance(cov: np.ndarray) -> np.ndarray:
+    """Pearson correlation from a covariance; a flat unit correlates 0 with the others and 1 with itself."""
+    std = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    live = std > math.sqrt(_FLAT)
+    inv = np.where(live, 1.0 / np.where(live, std, 1.0), 0.0)
+    corr = cov * inv[:, None] * inv[None, :]
+    np.fill_diagonal(corr, 1.0)
+    return np.clip(corr, -1.0, 1.0)
 
 
 def correlation_matrix(samples: np.ndarray) -> np.ndarray:
     """Pearson correlation of the columns of `samples` (time x units); a flat unit correlates 0 with others."""
-    x = np.asarray(samples, dtype=np.float64)
-    centred = x - x.mean(axis=0)
-    std = np.sqrt((centred * centred).mean(axis=0))
-    live = std > _FLAT
-    z = np.where(live, centred / np.where(live, std, 1.0), 0.0)
-    corr = (z.T @ z) / x.shape[0]
-    np.fill_diagonal(corr, 1.0)
-    return np.clip(corr, -1.0, 1.0)
+    return correlation_of_covariance(covariance(samples))
 
 
 def mean_abs_offdiagonal(corr: np.ndarray) -> float:
@@ -43,51 +75,119 @@ def mean_abs_offdiagonal(corr: np.ndarray) -> float:
     return float((np.abs(corr).sum() - np.trace(np.abs(corr))) / (n * (n - 1)))
 
 
-def spectrum_figures(corr: np.ndarray) -> tuple[float, float]:
-    """(largest eigenvalue / N, participation ratio (sum l)^2 / (N sum l^2)) of a correlation matrix, both in 0..1."""
-    n = corr.shape[0]
-    eig = np.clip(np.linalg.eigvalsh(corr), 0.0, None)
-    total = float(eig.sum())
-    squares = float((eig * eig).sum())
-    if total <= _FLAT or squares <= _FLAT:
-        return 0.0, 0.0
-    return float(min(eig[-1] / total, 1.0)), float(min(total * total / (n * squares), 1.0))
+def mean_abs_correlation(cov: np.ndarray) -> float:
+    """Mean |Pearson correlation| over distinct pairs of units, straight from a covariance (flat units count 0)."""
+    n = cov.shape[0]
+    if n < 2:
+        return 0.0
+    std = np.sqrt(np.clip(np.diagonal(cov), 0.0, None))
+    live = std > math.sqrt(_FLAT)
+    inv = np.where(live, 1.0 / np.where(live, std, 1.0), 0.0)
+    total = float(inv @ np.abs(cov) @ inv) - float(np.count_nonzero(live))  # the diagonal adds 1 per live unit
+    return float(min(max(total / (n * (n - 1)), 0.0), 1.0))
 
 
-def lyapunov_rosenstein(
-    x: np.ndarray, emb_dim: int = 4, lag: int = 1, min_tsep: int = 10, traj_len: int = 8
+def synchrony(cov: np.ndarray) -> float:
+    """Golomb's synchrony chi^2: variance of the population mean over the mean variance of the units, 0..1."""
+    n = cov.shape[0]
+    mean_var = float(np.trace(cov)) / n
+    if mean_var <= _FLAT:
+        return 0.0
+    return float(min(max(float(cov.sum()) / (n * n * mean_var), 0.0), 1.0))
+
+
+def participation_ratio(cov: np.ndarray) -> float:
+    """Participation ratio (tr C)^2 / tr C^2 of a covariance: the number of modes in use, 1..N (0 when flat)."""
+    total = float(np.trace(cov))
+    squares = float(np.vdot(cov, cov))  # = sum of squared eigenvalues, C symmetric
+    if total <= _FLAT or squares <= _FLAT * _FLAT:
+        return 0.0
+    return total * total / squares
+
+
+def spectral_spread(cov: np.ndarray) -> float:
+    """How many independent modes the units use besides their common one: the Renyi-2 entropy of the spectrum
+    of the covariance with the population-mean mode projected out, over its maximum, log(PR) / log(N - 1);
+    0 when at most one mode remains, 1 when N - 1 modes carry equal shares."""
+    n = cov.shape[0]
+    row = cov.sum(axis=1) * (1.0 / n)
+    residual = cov - row[:, None] - row[None, :] + float(row.sum()) / n  # P C P with P = I - 11^T / N
+    ratio = participation_ratio(residual)
+    if ratio <= 1.0 or n < 3:
+        return 0.0
+    return float(min(math.log(ratio) / math.log(n - 1), 1.0))
+
+
+def half_coherence(cov: np.ndarray) -> float:
+    """|Pearson correlation| between the mean activity of the first and the second half of the units."""
+    half = cov.shape[0] // 2
+    var_a = float(cov[:half, :half].sum()) / (half * half)
+    var_b = float(cov[half:, half:].sum()) / ((cov.shape[0] - half) ** 2)
+    if var_a <= _FLAT or var_b <= _FLAT:
+        return 0.0
+    cross = float(cov[:half, half:].sum()) / (half * (cov.shape[0] - half))
+    return float(min(abs(cross) / math.sqrt(var_a * var_b), 1.0))
+
+
+def recurrent_share(recurrent: np.ndarray, common: float, noise: np.ndarray) -> float:
+    """Share of the units' input power that comes from the other units: |r|^2 / (|r|^2 + N h^2 + |xi|^2)
+    for the recurrent input r, the common input h and the noise xi; 0 when there is no input at all."""
+    rec = float(np.dot(recurrent, recurrent))
+    total = rec + recurrent.shape[0] * common * common + float(np.dot(noise, noise))
+    return rec / total if total > _FLAT else 0.0
+
+
+def window_figures(samples: np.ndarray) -> dict[str, float]:
+    """consciousness_unity and multi-state of a (ticks x units) window, as the engine defines them."""
+    cov = covariance(samples)
+    return {"consciousness_unity": synchrony(cov), "multi-state": spectral_spread(cov)}
+
+
+def active_rate(rates: np.ndarray) -> float:
+    """Mean rate of the units firing above half their maximum (0 when none does)."""
+    active = rates[rates > 0.5]
+    return float(active.sum()) / active.size if active.size else 0.0
+
+
+def connectivity(samples: np.ndarray) -> float:
+    """Functional connectivity of a (ticks x units) window: mean |Pearson correlation| over pairs of units."""
+    return mean_abs_correlation(covariance(samples))
+
+
+# --- Lyapunov exponents: Benettin's method -------------------------------------------------------------
+
+
+def renormalise(v: np.ndarray) -> tuple[np.ndarray, float]:
+    """(v / |v|, log |v|): one Benettin renormalisation of a tangent vector."""
+    norm = float(np.sqrt(np.dot(v, v)))
+    if not norm > 0.0 or not math.isfinite(norm):
+        raise ValueError("tangent vector collapsed or overflowed")
+    return v / norm, math.log(norm)
+
+
+def largest_lyapunov(
+    advance: Callable[[np.ndarray], np.ndarray],
+    tangent: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    x0: np.ndarray,
+    v0: np.ndarray,
+    steps: int,
+    discard: int = 0,
 ) -> float:
-    """Rosenstein's largest Lyapunov exponent of a scalar series, per sample step (0.0 when undefined)."""
-    series = np.asarray(x, dtype=np.float64).ravel()
-    n = series.size - (emb_dim - 1) * lag  # embedded points
-    usable = n - traj_len  # points whose trajectory can be followed traj_len steps
-    if emb_dim < 1 or lag < 1 or traj_len < 2 or usable < 2 * min_tsep + 2:
-        return 0.0
-    orbit = np.stack([series[i * lag : i * lag + n] for i in range(emb_dim)], axis=1)
-    head = orbit[:usable]
-    sq = (head * head).sum(axis=1)
-    # squared distances, built in place: one large array instead of several temporaries
-    dist = head @ head.T
-    dist *= -2.0
-    dist += sq[:, None]
-    dist += sq[None, :]
-    # temporal neighbours share their dynamics, not the attractor's geometry: exclude the band |i - j| <= min_tsep
-    flat = dist.reshape(-1)
-    for k in range(-min(min_tsep, usable - 1), min(min_tsep, usable - 1) + 1):
-        start = k if k >= 0 else -k * usable
-        stop = (usable - k) * usable if k >= 0 else usable * usable
-        flat[start:stop:usable + 1] = np.inf
-    i = np.arange(usable)
-    neighbour = np.argmin(dist, axis=1)
-    steps = np.arange(traj_len)
-    gap = orbit[i[:, None] + steps] - orbit[neighbour[:, None] + steps]
-    divergence = np.sqrt((gap * gap).sum(axis=2))  # (usable, traj_len)
-    positive = divergence > _FLAT
-    counts = positive.sum(axis=0)
-    if np.any(counts == 0):
-        return 0.0
-    mean_log = np.where(positive, np.log(np.where(positive, divergence, 1.0)), 0.0).sum(axis=0) / counts
-    return _slope(steps.astype(np.float64), mean_log)
+    """Largest Lyapunov exponent (per step) of the map `advance`, whose Jacobian-vector product at x is
+    `tangent(x, v)`, along the orbit of x0: Benettin's method, renormalised every step, the first
+    `discard` steps not averaged."""
+    x = np.asarray(x0, dtype=np.float64)
+    v, _ = renormalise(np.asarray(v0, dtype=np.float64))
+    total = 0.0
+    for i in range(discard + steps):
+        v, log_growth = renormalise(tangent(x, v))
+        x = advance(x)
+        if i >= discard:
+            total += log_growth
+    return total / steps
+
+
+# --- fractal dimension -------------------------------------------------------------------------------
 
 
 def higuchi_fd(x: np.ndarray, kmax: int = 10) -> float:
@@ -110,6 +210,31 @@ def higuchi_fd(x: np.ndarray, kmax: int = 10) -> float:
         return 1.0
     # L(k) ~ k^-D
     return -_slope(np.log(ks.astype(np.float64)), np.log(lengths))
+
+
+def increment_sums(series: np.ndarray, kmax: int) -> np.ndarray:
+    """sum_i |x[i+k] - x[i]| for k = 1..kmax: the running sums behind `higuchi_pooled`."""
+    x = np.asarray(series, dtype=np.float64).ravel()
+    return np.array([np.abs(x[k:] - x[:-k]).sum() for k in range(1, kmax + 1)])
+
+
+def higuchi_pooled(sums: np.ndarray, n: int) -> float:
+    """Higuchi's dimension from pooled k-increment sums of an n-sample series (every offset weighted by its
+    pairs): curve length L(k) = mean|x[i+k] - x[i]| (n-1) / k^2 ~ k^-D, so D = 2 - slope of log mean|dx_k|
+    against log k; 1.0 when the series is flat."""
+    ks, weights = _slope_weights(sums.shape[0])
+    mean_increment = sums / (n - ks)
+    if not mean_increment.min() > _FLAT:
+        return 1.0
+    return 2.0 - float(np.dot(weights, np.log(mean_increment)))
+
+
+@functools.cache
+def _slope_weights(kmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """(k = 1..kmax, w) with w . y the least-squares slope of y against log k."""
+    ks = np.arange(1, kmax + 1, dtype=np.float64)
+    xc = np.log(ks) - np.log(ks).mean()
+    return ks, xc / np.dot(xc, xc)
 
 
 def _slope(x: np.ndarray, y: np.ndarray) -> float:

@@ -54,16 +54,45 @@ AROUSAL = {
     "confused": 0.0,
     "chaotic": 1.0,
 }
+# how much each mood goes with unstable (chaotic) dynamics: +1 tense, -1 settled
+TENSION = {
+    "dormant": 0.0,
+    "awakening": 0.0,
+    "curious": 0.0,
+    "contemplative": -1.0,
+    "excited": 0.5,
+    "serene": -1.0,
+    "melancholic": 0.0,
+    "euphoric": 0.0,
+    "anxious": 1.0,
+    "confused": 1.0,
+    "chaotic": 1.0,
+}
 AROUSAL_SLOPE = 6.0  # log-weight per unit of (activity - 0.5) and of arousal
 VALENCE_SLOPE = 2.0  # log-weight per unit of valence for a (un)pleasant successor
+TENSION_SLOPE = 4.0  # log-weight per unit of (0.5 - stability) and of tension
+SCUP_VALENCE_SCALE = 50.0  # SCUP points above 50 that count as valence 1
 
 
-def successor_weights(current: str, *, activity: float, valence: float) -> tuple[float, ...]:
-    """Unnormalised weights of the successors of `current`: arousal follows activity, valence favours (un)pleasant."""
+def mood_valence(valence: float, scup: float) -> float:
+    """The valence moods lean on: the impacts' valence plus (scup - 50) / 50, in -1..1."""
+    return min(max(valence + (scup - 50.0) / SCUP_VALENCE_SCALE, -1.0), 1.0)
+
+
+def successor_weights(
+    current: str, *, activity: float, valence: float, scup: float = 50.0, stability: float = 0.5
+) -> tuple[float, ...]:
+    """Unnormalised weights of the successors of `current`: arousal follows activity, pleasantness the
+    valence (impacts and SCUP), tension the instability of the dynamics."""
+    lean = mood_valence(valence, scup)
     weights = []
     for mood in MOOD_TRANSITIONS[current]:
         pleasantness = 1.0 if mood in PLEASANT else -1.0 if mood in UNPLEASANT else 0.0
-        log_weight = AROUSAL_SLOPE * (activity - 0.5) * AROUSAL[mood] + VALENCE_SLOPE * valence * pleasantness
+        log_weight = (
+            AROUSAL_SLOPE * (activity - 0.5) * AROUSAL[mood]
+            + VALENCE_SLOPE * lean * pleasantness
+            + TENSION_SLOPE * (0.5 - stability) * TENSION[mood]
+        )
         weights.append(math.exp(max(min(log_weight, 30.0), -30.0)))
     return tuple(weights)
 
@@ -77,6 +106,7 @@ def mood_next(
     valence: float,
     rng: Generator,
     mean_duration: float = 40.0,
+    stability: float = 0.5,
 ) -> str:
     """The mood after one tick; always draws two uniforms, so the mood stream advances the same way every tick."""
     if current not in MOOD_TRANSITIONS:
@@ -89,7 +119,7 @@ def mood_next(
     # a constant per-tick hazard gives moods a mean lifetime of mean_duration ticks
     if switch_draw >= 1.0 / mean_duration:
         return current
-    weights = successor_weights(current, activity=activity, valence=valence)
+    weights = successor_weights(current, activity=activity, valence=valence, scup=scup, stability=stability)
     threshold = pick_draw * sum(weights)
     cumulative = 0.0
     for mood, weight in zip(MOOD_TRANSITIONS[current], weights):

@@ -15,12 +15,10 @@ class Network:
     """The wiring drawn from the seed at construction; constant for the life of a run."""
 
     coupling: np.ndarray  # (units, units): coupling[i, j] is the weight from unit j to unit i
-    bias: np.ndarray  # (units,)
-    module: np.ndarray  # (units,) module index of each unit
 
     @property
     def units(self) -> int:
-        return int(self.bias.shape[0])
+        return int(self.coupling.shape[0])
 
 
 @dataclass(frozen=True)
@@ -28,21 +26,26 @@ class EngineState:
     """Everything a step reads and writes; numpy arrays are read-only and replaced, never mutated."""
 
     tick_number: int
-    activity: np.ndarray  # (units,) activity in 0..1
-    adaptation: np.ndarray  # (units,) fatigue: a slow average of activity that inhibits the unit
-    history: np.ndarray  # (history_window, units) per-unit activity, oldest first, last row = activity
+    activity: np.ndarray  # (units,) rates in 0..1 (what the tick's figures and the history are made of)
+    currents: np.ndarray  # (units,) the network's state x
+    tangent: np.ndarray  # (units,) unit tangent vector carried along the trajectory (Benettin)
+    lyapunov_logs: np.ndarray  # (lyapunov_window,) log growth of the tangent at each recent tick, oldest first
+    history: np.ndarray  # (history_window, units) rates, oldest first, last row = activity
     series: np.ndarray  # (history_window, len(SERIES)) scalar figures, oldest first
-    log_temperature: float  # log of the temperature (noise up, gain down) the entropy homeostat adapts
+    window_sums: np.ndarray  # (2, units + 1, units): [0] the history window, [1] its last unity_window rows;
+    # row 0 the sum of the centred rates (rate - 1/2), rows 1.. the sum of their outer products
+    increment_sums: np.ndarray  # (HIGUCHI_KMAX,) sum of |y[i+k] - y[i]| of the neural_activity series
+    log_noise: float  # log of the private noise amplitude, which the entropy homeostat adapts
     stimulus_levels: np.ndarray  # (len(STIMULUS_KINDS),) decaying traces of the stimuli received
     memory_traces: np.ndarray  # (memory_capacity, units) stored activity patterns
     memory_strengths: np.ndarray  # (memory_capacity,) strength of each trace, 0 for an empty slot
     memory_last: int  # slot of the most recent trace, -1 before the first
     memory_age: int  # ticks since the last trace was written
-    scup_offset: float  # added to the computed SCUP; fades geometrically
+    scup_impact: float  # the SCUP points process impacts added, fading geometrically
     valence: float  # -1..1 mood bias left by process impacts; fades geometrically
     mood: str
     mood_ticks: int  # ticks spent in the current mood
-    scup_raw: float  # SCUP from the figures alone, before the offset
+    stability: float  # consciousness stability, the SCUP factor: 1 / (1 + exp(lyapunov / STABILITY_SCALE))
     scup: float
     entropy: float
     neural_activity: float

@@ -1,6 +1,7 @@
 """TickLoop against a fake clock: absolute deadlines, no drift, skip rather than burst."""
 
 import asyncio
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -130,3 +131,32 @@ def test_real_sleep_stops_promptly():
         return await asyncio.wait_for(task, 1.0)
 
     assert asyncio.run(scenario()) == 1
+
+
+def test_an_unthrottled_loop_never_waits_and_still_yields_to_other_tasks():
+    time = FakeTime()
+    waits = []
+
+    async def sleep(delay):
+        waits.append(delay)
+
+    loop = TickLoop(engine=CountingEngine(), rate=math.inf, clock=time.clock, wallclock=time.clock, sleep=sleep, max_ticks=50)
+    assert asyncio.run(loop.run()) == 50
+    assert loop.slots_skipped == 0
+    assert waits == [0.0] * 49  # one yield between ticks, never a wait
+
+    async def other_task_runs():
+        ran = []
+        unthrottled = TickLoop(engine=CountingEngine(), rate=math.inf, max_ticks=1000)
+        helper = asyncio.get_running_loop().create_task(asyncio.sleep(0, result="ran"))
+        helper.add_done_callback(lambda t: ran.append(unthrottled.ticks_done))
+        await unthrottled.run()
+        return ran
+
+    assert asyncio.run(other_task_runs())[0] < 1000
+
+
+@pytest.mark.parametrize("rate", [0, -1, math.nan])
+def test_a_rate_that_is_not_positive_is_refused(rate):
+    with pytest.raises(ValueError):
+        TickLoop(engine=CountingEngine(), rate=rate)

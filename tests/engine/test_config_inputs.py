@@ -52,10 +52,10 @@ def test_impossible_values_are_rejected_by_name(key, value):
 
 
 def test_inconsistent_values_are_rejected_by_name():
-    with pytest.raises(ValueError, match="modules"):
-        EngineConfig.from_mapping({"units": 8, "modules": 9})
     with pytest.raises(ValueError, match="unity_window"):
-        EngineConfig.from_mapping({"history_window": 64, "unity_window": 100})
+        EngineConfig.from_mapping({"history_window": 64, "lyapunov_window": 64, "unity_window": 100})
+    with pytest.raises(ValueError, match="lyapunov_window"):
+        EngineConfig.from_mapping({"history_window": 64, "lyapunov_window": 100})
 
 
 def test_stimulus_from_mapping():

@@ -1,4 +1,4 @@
-"""The chaos and entropy measures against values known from theory."""
+"""The chaos, entropy and window measures against values known from theory and reference computations."""
 
 import math
 
@@ -6,12 +6,22 @@ import numpy as np
 import pytest
 
 from consciousness.engine.measures import (
+    active_rate,
+    connectivity,
     correlation_matrix,
+    covariance,
     higuchi_fd,
-    lyapunov_rosenstein,
+    higuchi_pooled,
+    increment_sums,
+    largest_lyapunov,
+    mean_abs_correlation,
     mean_abs_offdiagonal,
+    participation_ratio,
+    recurrent_share,
+    renormalise,
     shannon_entropy_normalized,
-    spectrum_figures,
+    spectral_spread,
+    synchrony,
 )
 
 
@@ -23,18 +33,28 @@ def logistic_orbit(n: int, x0: float = 0.1234) -> np.ndarray:
     return x
 
 
-def test_lyapunov_of_the_logistic_map_is_ln2():
-    assert lyapunov_rosenstein(logistic_orbit(2000), emb_dim=2, min_tsep=10, traj_len=5) == pytest.approx(math.log(2), abs=0.1)
+def test_benettin_exponent_of_the_logistic_map_at_r4_is_ln2():
+    advance = lambda x: 4.0 * x * (1.0 - x)  # noqa: E731
+    tangent = lambda x, v: (4.0 - 8.0 * x) * v  # noqa: E731
+    exponent = largest_lyapunov(advance, tangent, np.array([0.1234]), np.array([1.0]), steps=20_000, discard=100)
+    assert exponent == pytest.approx(math.log(2), abs=0.02)
 
 
-def test_lyapunov_of_a_periodic_signal_is_near_zero():
-    t = np.arange(2000)
-    assert abs(lyapunov_rosenstein(np.sin(2 * np.pi * t / 37.3), emb_dim=3, min_tsep=40, traj_len=8)) < 0.1
+@pytest.mark.parametrize("scale", [0.5, 0.9, 1.3])
+def test_benettin_exponent_of_a_linear_map_is_the_log_of_its_spectral_radius(scale):
+    rng = np.random.default_rng(3)
+    matrix = rng.standard_normal((6, 6))
+    matrix *= scale / np.abs(np.linalg.eigvals(matrix)).max()
+    x0 = np.zeros(6)  # a linear map's tangent dynamics do not depend on where it is
+    exponent = largest_lyapunov(lambda x: matrix @ x, lambda x, v: matrix @ v, x0, rng.standard_normal(6), steps=4000, discard=200)
+    assert exponent == pytest.approx(math.log(scale), abs=0.01)
 
 
-def test_lyapunov_of_a_flat_or_short_series_is_zero():
-    assert lyapunov_rosenstein(np.full(300, 0.5)) == 0.0
-    assert lyapunov_rosenstein(np.arange(5.0)) == 0.0
+def test_renormalise_returns_the_unit_vector_and_the_log_norm():
+    v, log_norm = renormalise(np.array([3.0, 4.0]))
+    assert np.allclose(v, [0.6, 0.8]) and log_norm == pytest.approx(math.log(5.0))
+    with pytest.raises(ValueError):
+        renormalise(np.zeros(3))
 
 
 def test_higuchi_of_white_noise_is_two():
@@ -77,16 +97,73 @@ def test_correlation_handles_flat_units():
     assert np.allclose(corr[[0, 1, 3]][:, [0, 1, 3]], np.corrcoef(samples[:, [0, 1, 3]], rowvar=False))
 
 
-def test_spectrum_of_identical_units_is_fully_unified():
-    base = np.random.default_rng(5).random(100)
-    corr = correlation_matrix(np.stack([base] * 8, axis=1))
-    unity, multi_state = spectrum_figures(corr)
-    assert unity == pytest.approx(1.0)
-    assert multi_state == pytest.approx(1 / 8)
-    assert mean_abs_offdiagonal(corr) == pytest.approx(1.0)
+@pytest.mark.parametrize(
+    "series, expected",
+    [
+        (np.random.default_rng(7).standard_normal(2000), 2.0),
+        (np.sin(np.linspace(0, 4 * np.pi, 1000)), 1.0),
+        (np.cumsum(np.random.default_rng(8).standard_normal(4000)), 1.5),
+    ],
+    ids=["white noise", "sine", "brownian"],
+)
+def test_pooled_higuchi_gives_the_reference_dimensions(series, expected):
+    assert higuchi_pooled(increment_sums(series, 10), series.size) == pytest.approx(expected, abs=0.1)
 
 
-def test_spectrum_of_independent_units_is_spread():
-    unity, multi_state = spectrum_figures(np.eye(16))
-    assert unity == pytest.approx(1 / 16)
-    assert multi_state == pytest.approx(1.0)
+def test_pooled_higuchi_agrees_with_higuchi_on_short_windows():
+    rng = np.random.default_rng(9)
+    for series in (rng.standard_normal(256), np.cumsum(rng.standard_normal(256)), 0.5 + 0.1 * np.sin(np.arange(256) / 9.0)):
+        assert higuchi_pooled(increment_sums(series, 10), 256) == pytest.approx(higuchi_fd(series, 10), abs=0.03)
+
+
+def test_pooled_higuchi_of_a_flat_series_is_one():
+    assert higuchi_pooled(increment_sums(np.full(100, 0.3), 10), 100) == 1.0
+
+
+def test_covariance_matches_numpy():
+    samples = np.random.default_rng(10).random((80, 5))
+    assert np.allclose(covariance(samples), np.cov(samples, rowvar=False, bias=True))
+
+
+def test_mean_abs_correlation_matches_the_correlation_matrix():
+    samples = np.random.default_rng(11).random((60, 7))
+    samples[:, 3] = 0.2  # a flat unit counts 0
+    assert mean_abs_correlation(covariance(samples)) == pytest.approx(mean_abs_offdiagonal(correlation_matrix(samples)))
+    assert connectivity(samples) == pytest.approx(mean_abs_offdiagonal(correlation_matrix(samples)))
+
+
+def test_synchrony_is_one_for_identical_units_and_small_for_independent_ones():
+    rng = np.random.default_rng(12)
+    base = rng.random(500)
+    assert synchrony(covariance(np.stack([base] * 8, axis=1))) == pytest.approx(1.0)
+    assert synchrony(covariance(rng.random((5000, 16)))) == pytest.approx(1 / 16, abs=0.01)
+
+
+def test_participation_ratio_counts_the_modes_in_use():
+    assert participation_ratio(np.eye(10)) == pytest.approx(10.0)
+    assert participation_ratio(np.diag([1.0, 1.0, 1.0, 0, 0])) == pytest.approx(3.0)
+
+
+def test_spectral_spread_ignores_the_common_mode():
+    rng = np.random.default_rng(13)
+    independent = rng.standard_normal((20000, 9))
+    # independent units use every mode but the common one equally: spread 1
+    assert spectral_spread(covariance(independent)) == pytest.approx(1.0, abs=0.02)
+    # adding a strong common drive changes nothing once the population-mean mode is projected out
+    common = independent + 5.0 * rng.standard_normal((20000, 1))
+    assert spectral_spread(covariance(common)) == pytest.approx(spectral_spread(covariance(independent)), abs=0.02)
+    # two groups moving in opposition use a single mode: nothing to spread over
+    signal = rng.standard_normal(20000)[:, None]
+    assert spectral_spread(covariance(np.hstack([signal, signal, -signal, -signal]))) == 0.0
+
+
+def test_recurrent_share_is_the_recurrent_part_of_the_input_power():
+    assert recurrent_share(np.array([3.0, 4.0]), 0.0, np.zeros(2)) == 1.0
+    assert recurrent_share(np.array([1.0, 1.0]), 1.0, np.zeros(2)) == pytest.approx(0.5)
+    assert recurrent_share(np.zeros(2), 0.0, np.array([1.0, 0.0])) == 0.0
+    assert recurrent_share(np.zeros(2), 0.0, np.zeros(2)) == 0.0
+
+
+def test_active_rate_is_the_mean_rate_of_the_units_above_half():
+    assert active_rate(np.array([0.1, 0.6, 0.8])) == pytest.approx(0.7)
+    assert active_rate(np.array([0.1, 0.2])) == 0.0

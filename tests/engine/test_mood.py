@@ -121,3 +121,21 @@ def test_successor_weights_are_positive_and_finite():
 def test_unknown_mood_is_rejected():
     with pytest.raises(ValueError, match="bored"):
         mood_next("bored", scup=60.0, entropy=0.5, activity=0.5, valence=0.0, rng=rng())
+
+
+def test_instability_favours_tense_moods():
+    def counts(stability: float) -> Counter:
+        generator, out = rng(6), Counter()
+        for _ in range(20_000):
+            out[mood_next("curious", scup=50.0, entropy=0.5, activity=0.5, valence=0.0, rng=generator, mean_duration=1.0, stability=stability)] += 1
+        return out
+
+    unstable, stable = counts(0.0), counts(1.0)
+    assert unstable["confused"] > 2 * stable["confused"]
+    assert stable["contemplative"] > 2 * unstable["contemplative"]
+
+
+def test_scup_counts_as_valence():
+    low, high = successor_weights("melancholic", activity=0.5, valence=0.0, scup=30.0), successor_weights("melancholic", activity=0.5, valence=0.0, scup=90.0)
+    serene = MOOD_TRANSITIONS["melancholic"].index("serene")
+    assert high[serene] / sum(high) > low[serene] / sum(low)

@@ -33,12 +33,11 @@ def check_tick(tick: dict, tick_number: int) -> None:
     for key in ("entropy", "neural_activity", "consciousness_unity", "memory_pressure"):
         assert 0.0 <= tick[key] <= 1.0, key
     sub = tick["subsystems"]
-    assert sub["neural"]["firing_rate"] >= 0.0
+    assert 0.0 <= sub["neural"]["firing_rate"] <= 200.0
     assert 0.0 <= sub["neural"]["connectivity"] <= 1.0
     assert 0.0 <= sub["consciousness"]["multi-state"] <= 1.0
     assert 0.0 <= sub["consciousness"]["entanglement"] <= 1.0
-    assert -5.0 <= sub["chaos"]["lyapunov"] <= 5.0
-    assert 1.0 <= sub["chaos"]["fractal_dim"] <= 2.0
+    # lyapunov and fractal_dim are not clipped: finite is all that holds for every input (checked above)
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -9,13 +9,13 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from consciousness.engine import EngineConfig
-from dawn_site.config import tick_rate_check
+from dawn_site.config import tick_rate_option_check
 from dawn_site.runtime import EngineRuntime, RuntimeOptions, RuntimeRefused, event_loop_factory
 
 
 def _rate(value: str) -> float:
     try:
-        return tick_rate_check(float(value))
+        return tick_rate_option_check(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{value!r}: {exc}") from None
 
@@ -48,7 +48,7 @@ class Command(BaseCommand):
     help = "Run DAWN's tick loop; unless --no-serve, also serve HTTP and /ws (embedded shape)."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--rate", type=_rate, help="ticks per second (default: config.yaml tick_rate)")
+        parser.add_argument("--rate", type=_rate, help='ticks per second, or "max": unthrottled, for batch runs (default: config.yaml tick_rate)')
         parser.add_argument("--seed", type=_seed, help="seed of a new run (default: config.yaml seed; a stored run keeps its own)")
         parser.add_argument("--ticks", type=_count, help="run this many ticks, then stop")
         parser.add_argument("--until", type=_count, help="stop once this tick_number is done")
