@@ -38,6 +38,9 @@ from processes.triggers import TriggerRules
 logger = logging.getLogger(__name__)
 
 
+UNTHROTTLED_TICKS_PER_S_MAX = 100_000
+
+
 class RuntimeRefused(Exception):
     """runtick cannot start as asked; the message says why and what to do."""
 
@@ -154,12 +157,16 @@ class EngineRuntime:
                 self.engine_config,
                 seed=self.options.seed,
                 reset=self.options.reset,
-                max_discard=math.ceil(self.options.rate * self.config["persistence"]["flush_interval"]) + 1,
+                max_discard=math.ceil(self._ticks_per_second() * self.config["persistence"]["flush_interval"]) + 1,
             )
             self.sock = listen_socket(self.options.host, self.options.port) if self.options.serve else None
         except BaseException:
             self.lock.release()
             raise
+
+    def _ticks_per_second(self) -> float:
+        # unthrottled (--rate max): bounded by what the step can do, far below this
+        return self.options.rate if math.isfinite(self.options.rate) else UNTHROTTLED_TICKS_PER_S_MAX
 
     def _on_signal(self, signum: int) -> None:
         self.signals += 1
