@@ -97,7 +97,8 @@ class EngineStreamConsumer(AsyncWebsocketConsumer):
 
     async def on_heartbeat(self, request: inbound.Heartbeat) -> None:
         tick = self.hub.latest_tick
-        self.answer(frames.heartbeat_message(tick["tick_number"] if tick else None, ref=request.ref))
+        number = tick["tick_number"] if tick else None
+        self.answer(frames.heartbeat_message(number, epoch=self.hub.latest_epoch, ref=request.ref))
 
     async def on_get_state(self, request: inbound.GetState) -> None:
         self.answer(frames.state_message(self.hub.latest_tick, ref=request.ref))

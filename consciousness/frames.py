@@ -141,8 +141,9 @@ def pong_message(echo: Any, *, ref: Any = None) -> dict:
     return {"type": "pong", "data": {"time": time.time(), "echo": echo, "ref": ref}}
 
 
-def heartbeat_message(tick_number: int | None, *, ref: Any = None) -> dict:
-    return {"type": "heartbeat_response", "data": {"time": time.time(), "tick_number": tick_number, "ref": ref}}
+def heartbeat_message(tick_number: int | None, *, epoch: str | None, ref: Any = None) -> dict:
+    data = {"time": time.time(), "tick_number": tick_number, "epoch": epoch, "ref": ref}
+    return {"type": "heartbeat_response", "data": data}
 
 
 def state_message(tick: dict | None, *, ref: Any = None) -> dict:
