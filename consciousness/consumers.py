@@ -58,7 +58,8 @@ class EngineStreamConsumer(AsyncWebsocketConsumer):
         if "epoch" in query or "since" in query:
             # reconnect-on-connect: the same as a resume message
             since = query.get("since", [""])[-1]
-            request = {"type": "resume", "epoch": query.get("epoch", [""])[-1], "since": int(since) if since.isdigit() else since}
+            epoch = query.get("epoch", [""])[-1]
+            request = {"type": "resume", "epoch": epoch, "since": int(since) if since.isdigit() else since}
             await self.handle(request)
 
     async def disconnect(self, code: int) -> None:
@@ -107,11 +108,13 @@ class EngineStreamConsumer(AsyncWebsocketConsumer):
         stimulus = request.stimulus()
         key = uuid.uuid4().hex
         self.hub.remember_stimulus(key, self.client)
-        envelope = {"type": ENGINE_STIMULUS, "kind": stimulus.kind, "intensity": stimulus.intensity, "ref": request.ref, "key": key}
+        envelope = {"type": ENGINE_STIMULUS, "kind": stimulus.kind, "intensity": stimulus.intensity}
+        envelope.update(ref=request.ref, key=key)
         try:
             await _group_send(get_channel_layer(), ENGINE_GROUP, envelope)
         except Exception as exc:  # Redis down or just back: the client hears it, the socket lives
-            raise ClientError("unavailable", f"the engine cannot be reached now ({type(exc).__name__}): try again") from None
+            reason = f"the engine cannot be reached now ({type(exc).__name__}): try again"
+            raise ClientError("unavailable", reason) from None
 
     async def on_resume(self, request: inbound.Resume) -> None:
         client = self.client
@@ -127,7 +130,10 @@ class EngineStreamConsumer(AsyncWebsocketConsumer):
             client.release()
 
     async def on_get_history(self, request: inbound.GetHistory) -> None:
-        self.answer(await replay.history(self.hub, count=request.count, since=request.since, until=request.until, ref=request.ref))
+        answer = await replay.history(
+            self.hub, count=request.count, since=request.since, until=request.until, ref=request.ref
+        )
+        self.answer(answer)
 
     async def on_subscribe(self, request: inbound.Subscribe) -> None:
         if request.type == "subscribe":

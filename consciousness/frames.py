@@ -150,9 +150,12 @@ def state_message(tick: dict | None, *, ref: Any = None) -> dict:
     return {"type": "state", "data": {"tick": tick, "ref": ref}}
 
 
-def resumed_message(*, epoch: str, since: int, first: int | None, last: int | None, count: int, truncated: bool, ref: Any) -> dict:
+def resumed_message(
+    *, epoch: str, since: int, first: int | None, last: int | None, count: int, truncated: bool, ref: Any
+) -> dict:
     """Resume accepted: `count` ticks first..last follow, then the live stream; `truncated` if far behind."""
-    data = {"epoch": epoch, "since": since, "from": first, "until": last, "count": count, "truncated": truncated, "ref": ref}
+    data = {"epoch": epoch, "since": since, "from": first, "until": last, "count": count, "truncated": truncated}
+    data["ref"] = ref
     return {"type": "resumed", "data": data}
 
 

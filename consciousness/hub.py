@@ -54,7 +54,9 @@ class Client:
         "closed", "delivered", "outbox", "held", "__weakref__",
     )
 
-    def __init__(self, send: Callable[[dict], Awaitable[None]], hub: StreamHub, *, protocol: str = PROTOCOL_JSON) -> None:
+    def __init__(
+        self, send: Callable[[dict], Awaitable[None]], hub: StreamHub, *, protocol: str = PROTOCOL_JSON
+    ) -> None:
         self.id = uuid.uuid4().hex
         self.send = send
         self.hub = hub
@@ -241,7 +243,7 @@ class StreamHub:
             client.offer(frame)
 
     def ring_ticks(self, first: int, last: int) -> list[Frame]:
-        """The ring's tick frames first..last that it holds contiguously up to `last` (maybe fewer, never gapped)."""
+        """The ring's tick frames first..last held contiguously up to `last` (maybe fewer, never gapped)."""
         found: list[Frame] = []
         for frame in reversed(self.ring):
             number = frame.tick_number

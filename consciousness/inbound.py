@@ -73,7 +73,7 @@ def check_value(value: Any) -> None:
                 stack.extend((child, depth + 1) for child in item)
         elif isinstance(item, float):
             if not math.isfinite(item):
-                raise ClientError("non_finite", "numbers must be finite (no NaN, Infinity or overflow such as 1e309)")
+                raise ClientError("non_finite", "numbers must be finite (no NaN, Infinity or overflow like 1e309)")
         elif isinstance(item, bool) or item is None or isinstance(item, str):
             continue
         elif isinstance(item, int):
@@ -83,7 +83,9 @@ def check_value(value: Any) -> None:
             raise ClientError("unencodable", f"a {type(item).__name__} value has no JSON form")
 
 
-Ref = Union[Annotated[StrictStr, Field(max_length=MAX_REF_CHARS)], Annotated[StrictInt, Field(ge=-(2**53), le=2**53)], None]
+Ref = Union[
+    Annotated[StrictStr, Field(max_length=MAX_REF_CHARS)], Annotated[StrictInt, Field(ge=-(2**53), le=2**53)], None
+]
 Topic = Literal[TOPICS]  # type: ignore[valid-type]
 TickNumber = Annotated[StrictInt, Field(ge=0, le=2**53)]
 
@@ -190,7 +192,8 @@ def parse(message: Any) -> Request:
         raise ClientError("invalid_message", 'a message must be an object with a string "type"')
     model = MODELS.get(message["type"])
     if model is None:
-        raise ClientError("unknown_type", f"unknown message type {message['type'][:40]!r}; known: {', '.join(sorted(MODELS))}")
+        known = ", ".join(sorted(MODELS))
+        raise ClientError("unknown_type", f"unknown message type {message['type'][:40]!r}; known: {known}")
     try:
         return model.model_validate(message)
     except ValidationError as exc:

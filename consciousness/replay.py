@@ -75,7 +75,9 @@ async def _resume(hub: StreamHub, *, epoch: str, since: int, ref: Any) -> Resume
         return failed("epoch", f"epoch {epoch} is not the current run ({current}): start again from the snapshot")
     if last is None or since >= last:
         # nothing missed yet (or the engine is regenerating ticks the client saw before a crash)
-        answer = resumed_message(epoch=epoch, since=since, first=None, last=None, count=0, truncated=False, ref=ref)
+        answer = resumed_message(
+            epoch=epoch, since=since, first=None, last=None, count=0, truncated=False, ref=ref
+        )
         return Resumed(answer, [], since)
     first = max(since + 1, last - HISTORY_CAP + 1)
     loop = asyncio.get_running_loop()
@@ -91,7 +93,9 @@ async def _resume(hub: StreamHub, *, epoch: str, since: int, ref: Any) -> Resume
             return failed("unavailable", f"ticks {first}..{last} are not all persisted yet (newest: {high})")
         await asyncio.sleep(PERSIST_POLL_S)
     truncated = first > since + 1
-    answer = resumed_message(epoch=epoch, since=since, first=first, last=last, count=len(frames), truncated=truncated, ref=ref)
+    answer = resumed_message(
+        epoch=epoch, since=since, first=first, last=last, count=len(frames), truncated=truncated, ref=ref
+    )
     return Resumed(answer, frames, last)
 
 

@@ -39,7 +39,8 @@ async def record(client: DawnClient, out: str, count: int | None) -> None:
                 last_shown = now
                 latency = client.stats.latency_s
                 sys.stderr.write(
-                    f"\r{seen} ticks to {out} | tick {tick['tick_number']} | {seen / max(now - started, 1e-9):.1f}/s"
+                    f"\r{seen} ticks to {out} | tick {tick['tick_number']}"
+                    f" | {seen / max(now - started, 1e-9):.1f}/s"
                     f" | latency {latency * 1000 if latency is not None else float('nan'):.0f} ms"
                     f" | reconnects {client.stats.reconnects} "
                 )

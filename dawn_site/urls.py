@@ -20,7 +20,9 @@ urlpatterns = [
     path("api/ticks/", TickHistoryView.as_view(), name="ticks"),
     path("api/processes/", ProcessCatalogueView.as_view(), name="processes"),
     # the picture's own URL has no trailing slash (it names a file); the router serves the slashed one too
-    path("api/runs/<int:pk>/visualization.png", RunViewSet.as_view({"get": "visualization"}), name="run-visualization"),
+    path(
+        "api/runs/<int:pk>/visualization.png", RunViewSet.as_view({"get": "visualization"}), name="run-visualization"
+    ),
     path("api/", include(router.urls)),
     path("health/", HealthView.as_view(), name="health"),
 ]
