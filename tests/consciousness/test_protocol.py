@@ -9,6 +9,7 @@ import uuid
 
 import msgpack
 import pytest
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
@@ -184,7 +185,7 @@ async def test_resume_with_a_wrong_epoch_fails_whole_and_carries_a_fresh_snapsho
 
 @pytest.mark.django_db(transaction=True)
 async def test_resume_reads_the_database_below_the_ring_and_holds_live_ticks_at_the_seam(monkeypatch):
-    await asyncio.to_thread(persist, range(1, 31))
+    await persist_async(range(1, 31))
     await publish_until_heard(list(range(21, 41)))  # this process heard only 21..40
     real = replay._ticks_between
 
@@ -205,13 +206,13 @@ async def test_resume_reads_the_database_below_the_ring_and_holds_live_ticks_at_
 
 @pytest.mark.django_db(transaction=True)
 async def test_resume_past_pruned_history_fails_and_far_behind_gets_the_newest_ticks():
-    await asyncio.to_thread(persist, range(100, 201))  # ticks before 100 were pruned
+    await persist_async(range(100, 201))  # ticks before 100 were pruned
     socket = Socket()
     await socket.open()
     await socket.send({"type": "resume", "epoch": EPOCH, "since": 10, "ref": 1})
     failed = (await socket.until("resume_failed"))["data"]
     assert failed["reason"] == "pruned" and failed["tick"]["tick_number"] == 200 and failed["ref"] == 1
-    await asyncio.to_thread(persist, range(201, 100 + HISTORY_CAP + 50))
+    await persist_async(range(201, 100 + HISTORY_CAP + 50))
     last = 100 + HISTORY_CAP + 49
     await socket.send({"type": "resume", "epoch": EPOCH, "since": 120, "ref": 2})
     resumed = (await socket.until("resumed"))["data"]
@@ -222,7 +223,7 @@ async def test_resume_past_pruned_history_fails_and_far_behind_gets_the_newest_t
 
 @pytest.mark.django_db(transaction=True)
 async def test_get_history_by_count_and_by_range_oldest_first_and_capped():
-    await asyncio.to_thread(persist, range(1, 21))
+    await persist_async(range(1, 21))
     await publish_until_heard(list(range(15, 26)))
     socket = Socket()
     await socket.open()
@@ -242,6 +243,9 @@ async def test_get_history_by_count_and_by_range_oldest_first_and_capped():
 def persist(numbers) -> None:
     ticks = [tick(n) for n in numbers]
     services.history_flush(ticks=ticks, snapshot={}, epoch=uuid.UUID(EPOCH), seed=1, tick_number=ticks[-1]["tick_number"])
+
+
+persist_async = database_sync_to_async(persist)  # closes its connection, so the test database can be dropped
 
 
 async def test_topics_and_throttle_choose_what_the_stream_sends():
