@@ -8,7 +8,11 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/test)
 TEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/0)
 
+<<<<<<< HEAD
 .PHONY: venv migrate run test lint test-embedded test-scaled bench bench-workers clean
+=======
+.PHONY: venv migrate run test test-embedded test-scaled test-browser bench bench-workers assets screenshot clean
+>>>>>>> client
 
 $(BIN)/.installed: requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +42,29 @@ test-embedded: venv
 test-scaled: venv
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) DAWN_REQUIRE_SCALED=1 \
 		$(BIN)/python -m pytest -m "scaled or both_shapes" -q
+
+# the dashboard in a real headless browser (Debian's chromium, driven by Playwright; no browser download)
+test-browser: venv
+	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m pytest -q tests/dawn_site/test_dashboard.py
+
+# docs/dashboard.png for the README, taken by the same browser against a fresh DAWN
+screenshot: venv
+	env -u DATABASE_URL -u REDIS_URL DAWN_SCREENSHOT=docs/dashboard.png $(BIN)/python -m pytest -q \
+		tests/dawn_site/test_dashboard.py -k screenshot
+
+# Refresh the vendored browser code from the npm registry, as package-lock.json pins it. The result is
+# committed, so `make run` and the tests need no npm.
+VENDOR := dawn_site/static/dawn/vendor
+assets:
+	npm ci --no-audit --no-fund --ignore-scripts
+	rm -rf $(VENDOR) && mkdir -p $(VENDOR)/msgpack $(VENDOR)/uplot
+	cd node_modules/@msgpack/msgpack/dist.esm && find . -name '*.mjs' -exec cp --parents {} $(CURDIR)/$(VENDOR)/msgpack/ \;
+	find $(VENDOR)/msgpack -name '*.mjs' -exec sed -i '/^\/\/# sourceMappingURL=/d' {} +
+	cp node_modules/@msgpack/msgpack/LICENSE $(VENDOR)/msgpack/LICENSE
+	cp node_modules/uplot/dist/uPlot.esm.js node_modules/uplot/dist/uPlot.min.css $(VENDOR)/uplot/
+	cp node_modules/uplot/LICENSE $(VENDOR)/uplot/LICENSE
+	for p in @msgpack/msgpack uplot; do node -p "const m = require('./node_modules/$$p/package.json'); \
+		[m.name, m.version, m.license, m.homepage].join(' ')"; done > $(VENDOR)/VERSIONS
 
 bench: venv
 	$(BIN)/python -m bench

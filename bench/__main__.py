@@ -19,6 +19,8 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=2, help="stream: client swarm processes")
     parser.add_argument("--seconds", type=float, default=20.0, help="stream: measured window")
     parser.add_argument("--rate", type=float, default=10.0, help="stream: tick rate")
+    parser.add_argument("--protocols", nargs="+", default=["json", "msgpack"], choices=["json", "msgpack"],
+                        help="stream: wire protocols to compare")
     parser.add_argument("--runs", type=int, default=30, help="processes: runs timed one at a time")
     parser.add_argument("--burst", type=int, default=30, help="processes: runs posted at once")
     parser.add_argument("--json", action="store_true", help="also print the raw figures as JSON")
@@ -34,8 +36,9 @@ def main() -> None:
     servings = ([None] if "stream" in args.parts else []) + (["uvicorn", "daphne"] if "workers" in args.parts else [])
     for worker in servings:
         for clients in args.clients:
-            results.append(run_stream(clients, args.procs, args.seconds, args.rate, worker=worker))
-            print_stream(results[-1])
+            for protocol in args.protocols:  # side by side: the same load in JSON text, then msgpack binary
+                results.append(run_stream(clients, args.procs, args.seconds, args.rate, worker=worker, protocol=protocol))
+                print_stream(results[-1])
     if "processes" in args.parts:
         results.append(run_processes(args.runs, args.burst))
         print_processes(results[-1])

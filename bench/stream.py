@@ -1,6 +1,6 @@
 """Stream benchmark: DAWN embedded (runtick + uvicorn), a swarm of WebSocket clients split over processes.
 
-Prints delivered %, latency p50/p99 (receive time minus the tick's timestamp), server CPU per delivered
+Run once per protocol (JSON text, msgpack binary). Prints bytes per tick, delivered %, latency p50/p99 (receive time minus the tick's timestamp), server CPU per delivered
 message and memory per connection.
 """
 
@@ -17,7 +17,9 @@ import psutil
 from bench.common import ROOT, dawn
 
 
-def run_stream(clients: int, procs: int, seconds: float, rate: float, worker: str | None = None) -> dict:
+def run_stream(
+    clients: int, procs: int, seconds: float, rate: float, worker: str | None = None, protocol: str = "json"
+) -> dict:
     with dawn(rate=rate, worker=worker) as site:
         time.sleep(1.0)
         server_ps = psutil.Process(site.server.pid)
@@ -29,7 +31,10 @@ def run_stream(clients: int, procs: int, seconds: float, rate: float, worker: st
         url = site.ws_url
         swarm = [
             subprocess.Popen(
-                [sys.executable, "-m", "bench.swarm", "--url", url, "--clients", str(n), "--start-at", str(start_at), "--end-at", str(end_at)],
+                [
+                    sys.executable, "-m", "bench.swarm", "--url", url, "--clients", str(n), "--start-at", str(start_at),
+                    "--end-at", str(end_at), "--protocol", protocol,
+                ],
                 cwd=ROOT,
                 stdout=subprocess.PIPE,
             )
@@ -49,6 +54,8 @@ def run_stream(clients: int, procs: int, seconds: float, rate: float, worker: st
     cpu = (cpu_end.user + cpu_end.system) - (cpu_start.user + cpu_start.system)
     return {
         "serving": f"{worker} worker" if worker else "embedded",
+        "protocol": protocol,
+        "tick_bytes": max((o["tick_bytes"] for o in outputs), default=0),
         "clients": clients,
         "connected": connected,
         "client_errors": sum(o["error_count"] for o in outputs),
@@ -67,7 +74,8 @@ def run_stream(clients: int, procs: int, seconds: float, rate: float, worker: st
 
 def print_stream(result: dict) -> None:
     print(
-        f"stream  {result['serving']:<14} {result['clients']:>5} clients @ {result['rate_hz']:g} Hz, {result['seconds']:g} s: "
+        f"stream  {result['serving']:<14} {result['protocol']:<7} {result['tick_bytes']:>4} B/tick "
+        f"{result['clients']:>5} clients @ {result['rate_hz']:g} Hz, {result['seconds']:g} s: "
         f"delivered {result['delivered_pct']:.2f} % of {result['ticks_in_window']} ticks | "
         f"latency p50 {result['latency_p50_ms']:.1f} ms, p99 {result['latency_p99_ms']:.1f} ms, max {result['latency_max_ms']:.1f} ms | "
         f"server CPU {result['server_cpu_pct']:.0f} % = {result['server_cpu_us_per_msg']:.1f} us/msg | "

@@ -13,6 +13,9 @@ authenticated user (session cookie, or a DRF token as `?token=` or an `Authoriza
 from __future__ import annotations
 
 import ipaddress
+import time
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -93,15 +96,20 @@ class OriginPolicy:
         return await self.application(scope, receive, send)
 
 
-def ws_may_write(scope: dict, permission: str) -> bool:
-    """A WebSocket client may write: an authorised user, or local play from an allowed browser Origin."""
+async def ws_write_refusal(scope: dict, permission: str) -> tuple[str, str] | None:
+    """None if the socket may write, else the error code and message that say why not."""
     client = (scope.get("client") or (None,))[0]
-    return may_write(
-        user=scope.get("user"),
-        permission=permission,
-        client=client,
-        unforgeable=scope.get("dawn_origin") == ORIGIN_ALLOWED,
-    )
+    user = scope.get("user")
+    unforgeable = scope.get("dawn_origin") == ORIGIN_ALLOWED
+    authenticated = user is not None and user.is_authenticated
+    # has_perm reads the database: off the event loop, and only for a user there is
+    if authenticated and await database_sync_to_async(user_may)(user, permission):
+        return None
+    if may_write(user=None, permission=permission, client=client, unforgeable=unforgeable):
+        return None
+    if authenticated:
+        return "forbidden", f"user {user.get_username()!r} lacks the permission {permission}"
+    return "unauthorised", "writing needs a user with the permission: connect with ?token=… (see the README)"
 
 
 class TokenAuthMiddleware:
@@ -133,3 +141,51 @@ def _token_user(key: str) -> Any:
         return Token.objects.select_related("user").get(key=key).user
     except Token.DoesNotExist:
         return AnonymousUser()
+
+
+class TokenBucket:
+    """`rate` actions a second on average, `burst` at once; `take()` says whether one may go now."""
+
+    __slots__ = ("rate", "burst", "tokens", "stamp", "clock")
+
+    def __init__(self, rate: float, burst: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self.tokens, self.stamp = burst, clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class StimulusLimit:
+    """Per connection: a token bucket, one rate_limited answer a second at most, and a verdict on abuse."""
+
+    RATE, BURST = 10.0, 20.0  # stimuli a second, and at once
+    ABUSE_EXCESS = 200  # stimuli refused within ABUSE_WINDOW_S that make a client an abuser
+    ABUSE_WINDOW_S = 10.0
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.bucket = TokenBucket(self.RATE, self.BURST, clock=clock)
+        self.clock = clock
+        self.last_answer = float("-inf")
+        self.excess: deque[float] = deque()
+
+    def check(self) -> str:
+        """"ok", "answer" (refused: say so), "quiet" (refused: already said this second) or "abuse"."""
+        if self.bucket.take():
+            return "ok"
+        now = self.clock()
+        self.excess.append(now)
+        while self.excess and self.excess[0] < now - self.ABUSE_WINDOW_S:
+            self.excess.popleft()
+        if len(self.excess) >= self.ABUSE_EXCESS:
+            return "abuse"
+        if now - self.last_answer >= 1.0:
+            self.last_answer = now
+            return "answer"
+        return "quiet"

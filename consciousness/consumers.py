@@ -1,27 +1,29 @@
-"""The /ws endpoint: relays the stream from the process hub and passes client messages to the engine."""
+"""The /ws endpoint: relays the stream from the process hub, answers client requests, passes stimuli on.
+
+The protocol (messages, error codes, close codes) is the README's "/ws protocol" section; the inbound
+models are in consciousness.inbound, the outbound messages in consciousness.frames.
+"""
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
-import math
 import uuid
+from typing import Any
+from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
-from consciousness import frames
-from consciousness.engine import Stimulus
+from consciousness import access, frames, inbound, replay
 from consciousness.groups import ENGINE_GROUP, ENGINE_STIMULUS
 from consciousness.hub import Client, stream_hub
+from consciousness.inbound import ClientError
 
 logger = logging.getLogger(__name__)
 
-MAX_MESSAGE_CHARS = 16_384
-
-
-class ProtocolError(ValueError):
-    """A client message that cannot be served; answered with an error frame, the socket stays open."""
+STIMULUS_SEND_TIMEOUT_S = 2.0
+STIMULUS_PERMISSION = "consciousness.send_stimulus"
 
 
 class EngineStreamConsumer(AsyncWebsocketConsumer):
@@ -32,79 +34,146 @@ class EngineStreamConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.hub = stream_hub()
         await self.hub.start()
-        await self.accept()
-        self.client = Client(self.base_send, self.hub)
+        msgpack = frames.SUBPROTOCOL_MSGPACK in self.scope.get("subprotocols", [])
+        await self.accept(subprotocol=frames.SUBPROTOCOL_MSGPACK if msgpack else None)
+        protocol = frames.PROTOCOL_MSGPACK if msgpack else frames.PROTOCOL_JSON
+        self.client = Client(self.base_send, self.hub, protocol=protocol)
+        self.failures = 0
+        self.stimulus_limit = access.StimulusLimit()
         # the snapshot goes first, then the client joins the fan-out
-        await self.send_message(
+        tick = self.hub.latest_tick
+        self.client.after = tick["tick_number"] if tick else -1
+        self.answer(
             frames.connection_message(
                 client_id=self.client.id,
                 epoch=self.hub.latest_epoch,
+                protocol=protocol,
+                tick_rate=self.hub.tick_rate,
                 clients=len(self.hub.clients) + 1,
-                tick=self.hub.latest_tick,
+                clients_scope=self.hub.clients_scope,
+                topics=sorted(self.client.topics),
+                tick=tick,
             )
         )
         self.hub.register(self.client)
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        if "epoch" in query or "since" in query:
+            # reconnect-on-connect: the same as a resume message
+            since = query.get("since", [""])[-1]
+            epoch = query.get("epoch", [""])[-1]
+            request = {"type": "resume", "epoch": epoch, "since": int(since) if since.isdigit() else since}
+            await self.handle(request)
 
     async def disconnect(self, code: int) -> None:
         client = getattr(self, "client", None)
         if client is not None:
             self.hub.unregister(client)
 
-    async def send_message(self, message: dict) -> None:
-        await self.base_send(frames.Frame(message).asgi)
+    def answer(self, message: dict) -> None:
+        self.client.reply(frames.Frame(message))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
-            message = self._parse(text_data, bytes_data)
-            handler = self._handlers.get(message["type"])
-            if handler is None:
-                raise ProtocolError(f"unknown message type {message['type']!r}; known: {', '.join(sorted(self._handlers))}")
-            await handler(self, message)
-        except ProtocolError as exc:
-            await self.send_message(frames.error_message(str(exc)))
+            message = inbound.decode(text_data, bytes_data)
+        except ClientError as exc:
+            self.answer(frames.error_message(exc.code, str(exc)))
+            return
+        await self.handle(message)
 
-    @staticmethod
-    def _parse(text_data: str | None, bytes_data: bytes | None) -> dict:
-        if text_data is None:
-            raise ProtocolError("send JSON text frames, not binary")
-        if len(text_data) > MAX_MESSAGE_CHARS:
-            raise ProtocolError(f"message longer than {MAX_MESSAGE_CHARS} characters")
+    async def handle(self, message: Any) -> None:
+        """Validate one decoded message and serve it; every failure ends in a coded error frame."""
+        ref = inbound.ref_of(message)
         try:
-            message = json.loads(text_data)
-        except ValueError as exc:
-            raise ProtocolError(f"not valid JSON: {exc}") from None
-        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-            raise ProtocolError('a message must be a JSON object with a string "type"')
-        return message
+            request = inbound.parse(message)
+            await self._handlers[request.type](self, request)
+        except ClientError as exc:
+            self.answer(frames.error_message(exc.code, str(exc), ref=ref))
+        except Exception:
+            self.failures += 1
+            if self.failures == 1:  # once per connection: a client repeating the message cannot flood the log
+                kind = message.get("type") if isinstance(message, dict) else None
+                logger.exception("/ws client %s: failed to serve a %r message", self.client.id, kind)
+            self.answer(frames.error_message("internal_error", "the server failed on this message", ref=ref))
 
-    async def on_ping(self, message: dict) -> None:
-        await self.send_message(frames.pong_message(message.get("data")))
+    async def on_ping(self, request: inbound.Ping) -> None:
+        self.answer(frames.pong_message(request.data, ref=request.ref))
 
-    async def on_heartbeat(self, message: dict) -> None:
+    async def on_heartbeat(self, request: inbound.Heartbeat) -> None:
         tick = self.hub.latest_tick
-        await self.send_message(frames.heartbeat_message(tick["tick_number"] if tick else None))
+        number = tick["tick_number"] if tick else None
+        self.answer(frames.heartbeat_message(number, epoch=self.hub.latest_epoch, ref=request.ref))
 
-    async def on_get_state(self, message: dict) -> None:
-        await self.send_message(frames.state_message(self.hub.latest_tick))
+    async def on_get_state(self, request: inbound.GetState) -> None:
+        self.answer(frames.state_message(self.hub.latest_tick, ref=request.ref))
 
-    async def on_stimulus(self, message: dict) -> None:
-        ref = message.get("ref")
-        if ref is not None and not (isinstance(ref, (str, int)) and not isinstance(ref, bool) and len(str(ref)) <= 100):
-            raise ProtocolError("ref must be a string or an integer of at most 100 characters")
-        fields = {k: v for k, v in message.items() if k not in ("type", "ref")}
-        intensity = fields.get("intensity")
-        if isinstance(intensity, float) and not math.isfinite(intensity):
-            raise ProtocolError("intensity must be a finite number")
-        try:
-            stimulus = Stimulus.from_mapping(fields)
-        except ValueError as exc:
-            raise ProtocolError(f"invalid stimulus: {exc}") from None
-        layer = get_channel_layer()
+    async def on_stimulus(self, request: inbound.StimulusRequest) -> None:
+        refusal = await access.ws_write_refusal(self.scope, STIMULUS_PERMISSION)
+        if refusal is not None:
+            raise ClientError(*refusal)
+        verdict = self.stimulus_limit.check()
+        if verdict == "abuse":
+            self.hub.evict(self.client, reason="stimulus flood", code=frames.CLOSE_PROTOCOL_ABUSE)
+            return
+        if verdict != "ok":
+            if verdict == "answer":
+                rate = access.StimulusLimit.RATE
+                raise ClientError("rate_limited", f"more than {rate:g} stimuli a second; the excess is dropped")
+            return  # refused, and already told so this second
+        stimulus = request.stimulus()
         key = uuid.uuid4().hex
         self.hub.remember_stimulus(key, self.client)
-        await layer.group_send(
-            ENGINE_GROUP,
-            {"type": ENGINE_STIMULUS, "kind": stimulus.kind, "intensity": stimulus.intensity, "ref": ref, "key": key},
-        )
+        envelope = {"type": ENGINE_STIMULUS, "kind": stimulus.kind, "intensity": stimulus.intensity}
+        envelope.update(ref=request.ref, key=key, client=self.client.id)
+        try:
+            await _group_send(get_channel_layer(), ENGINE_GROUP, envelope)
+        except Exception as exc:  # Redis down or just back: the client hears it, the socket lives
+            reason = f"the engine cannot be reached now ({type(exc).__name__}): try again"
+            raise ClientError("unavailable", reason) from None
 
-    _handlers = {"ping": on_ping, "heartbeat": on_heartbeat, "get_state": on_get_state, "stimulus": on_stimulus}
+    async def on_resume(self, request: inbound.Resume) -> None:
+        client = self.client
+        client.hold()  # live ticks wait aside until the missed ones are out: no gap, no duplicate
+        try:
+            resumed = await replay.resume(self.hub, epoch=request.epoch, since=request.since, ref=request.ref)
+            self.answer(resumed.answer)
+            for frame in resumed.frames:
+                client.reply(frame)
+            if resumed.last is not None:
+                client.after = resumed.last
+        finally:
+            client.release()
+
+    async def on_get_history(self, request: inbound.GetHistory) -> None:
+        answer = await replay.history(
+            self.hub, count=request.count, since=request.since, until=request.until, ref=request.ref
+        )
+        self.answer(answer)
+
+    async def on_subscribe(self, request: inbound.Subscribe) -> None:
+        if request.type == "subscribe":
+            self.client.topics |= set(request.topics)
+        else:
+            self.client.topics -= set(request.topics)
+        self.answer(frames.subscribed_message(sorted(self.client.topics), ref=request.ref))
+
+    async def on_throttle(self, request: inbound.Throttle) -> None:
+        self.client.every = request.every
+        self.answer(frames.throttled_message(request.every, ref=request.ref))
+
+    _handlers = {
+        "ping": on_ping,
+        "heartbeat": on_heartbeat,
+        "get_state": on_get_state,
+        "stimulus": on_stimulus,
+        "resume": on_resume,
+        "get_history": on_get_history,
+        "subscribe": on_subscribe,
+        "unsubscribe": on_subscribe,
+        "throttle": on_throttle,
+    }
+
+
+async def _group_send(layer: Any, group: str, message: dict) -> None:
+    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+    async with asyncio.timeout(STIMULUS_SEND_TIMEOUT_S):
+        await layer.group_send(group, message)

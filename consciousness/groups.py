@@ -26,7 +26,7 @@ ENGINE_GROUP = "dawn.engine"
 GROUP_REFRESH_S = 600.0
 
 # channel-layer message types (the envelope; the outbound message rides inside unchanged)
-STREAM_TICK = "stream.tick"  # {"message": tick message, "epoch": str, "stimuli": [{"key", "ref"}]}
+STREAM_TICK = "stream.tick"  # {"message": tick message, "epoch": str, "rate": Hz, "stimuli": [{"key", "ref"}]}
 STREAM_EVENT = "stream.event"  # {"message": any other outbound message}
 ENGINE_STIMULUS = "engine.stimulus"  # {"kind", "intensity", "ref", "key"}: a client's stimulus
 ENGINE_PROCESSES = "engine.processes"  # a run was queued: claim it now rather than at the next poll
@@ -198,14 +198,15 @@ class StreamPublisher:
     the tick applied (`applied()`), so that every serving process can acknowledge its own clients'.
     """
 
-    def __init__(self, layer: Any, *, epoch: str, applied: Callable[[], list[dict]]) -> None:
+    def __init__(self, layer: Any, *, epoch: str, applied: Callable[[], list[dict]], rate: float) -> None:
         self.epoch = epoch
         self.applied = applied
+        self.rate = rate
         self._ticks = LatestPublisher(layer, STREAM_GROUP)
         self._events = QueuePublisher(layer, STREAM_GROUP)
 
     async def __call__(self, result: StepResult) -> None:
-        envelope = {"type": STREAM_TICK, "message": tick_message(result.tick), "epoch": self.epoch}
+        envelope = {"type": STREAM_TICK, "message": tick_message(result.tick), "epoch": self.epoch, "rate": self.rate}
         stimuli = self.applied()
         if stimuli:
             envelope["stimuli"] = stimuli

@@ -4,7 +4,8 @@ Stock Channels makes every socket a group member, so each tick costs one layer m
 Here each serving process owns one StreamHub, the only group member of that process; the hub encodes
 the frame once and hands the same ASGI message to each local client. A client whose socket is not
 writable keeps at most one pending frame (the newest), so it skips ticks instead of queueing them,
-and is closed when it stays behind.
+and is closed when it stays behind. The hub also keeps the latest ticks in a ring, so a client that
+reconnects can resume from memory, and the database only serves what the ring no longer holds.
 """
 
 from __future__ import annotations
@@ -15,40 +16,86 @@ import logging
 import time
 import uuid
 import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
-from consciousness.frames import CLOSE_SLOW_CLIENT, Frame, stimulus_applied_message
+from consciousness.frames import (
+    CLOSE_PROTOCOL_ABUSE,
+    CLOSE_SLOW_CLIENT,
+    PROTOCOL_JSON,
+    TOPICS,
+    Frame,
+    error_message,
+    stimulus_applied_message,
+)
 from consciousness.groups import STREAM_EVENT, STREAM_GROUP, STREAM_TICK, GroupMember
 
 logger = logging.getLogger(__name__)
 
 _FIRST_FREEZE_AT = 64
+RING_SIZE = 3000  # recent ticks each serving process keeps for resumes: five minutes at 10 Hz
+MAX_HELD = 1000  # stream frames held behind one resume before the client is given up on
+MAX_OUTBOX = 5000  # answers and resumed ticks waiting for one client (a resume is at most HISTORY_CAP + held)
 
 
 class Client:
-    """One local socket as the hub sees it: an ASGI send callable and at most one frame in flight."""
+    """One local socket as the hub sees it: its protocol, its topics, and at most one stream frame in flight.
 
-    __slots__ = ("id", "send", "hub", "busy", "pending", "behind", "closed", "delivered", "__weakref__")
+    Answers to the client's own requests (and resumed ticks) wait in `outbox`, in order and never
+    dropped; stream frames take the one `pending` slot, so a slow socket skips to the newest.
+    While a resume is being fetched, stream frames are `held` and released after the replay.
+    """
 
-    def __init__(self, send: Callable[[dict], Awaitable[None]], hub: StreamHub) -> None:
+    __slots__ = (
+        "id", "send", "hub", "protocol", "topics", "every", "after", "busy", "pending", "behind",
+        "closed", "delivered", "outbox", "held", "__weakref__",
+    )
+
+    def __init__(
+        self, send: Callable[[dict], Awaitable[None]], hub: StreamHub, *, protocol: str = PROTOCOL_JSON
+    ) -> None:
         self.id = uuid.uuid4().hex
         self.send = send
         self.hub = hub
+        self.protocol = protocol
+        self.topics: set[str] = set(TOPICS)
+        self.every = 1  # throttle: only ticks whose number is a multiple of this
+        self.after = -1  # the newest tick_number this client has been given: never send it one at or below
         self.busy = False
         self.pending: dict | None = None
         self.behind = 0  # frames dropped since the last one that went out
         self.closed = False
         self.delivered = 0
+        self.outbox: deque[dict] = deque()
+        self.held: list[Frame] | None = None
+
+    def wants(self, frame: Frame) -> bool:
+        """Whether this stream frame is for this client (topic, throttle, not already given); marks it given."""
+        if frame.topic not in self.topics:
+            return False
+        number = frame.tick_number
+        if number is not None:
+            if number <= self.after or number % self.every:
+                return False
+            self.after = number
+        return True
 
     def offer(self, frame: Frame) -> None:
-        """Write `frame` now if the socket is free, else keep it as the newest pending frame."""
-        message = frame.asgi
+        """Write a stream frame now if the socket is free, else keep it as the newest pending frame."""
         if self.closed:
             return
+        if self.held is not None:
+            self.held.append(frame)
+            if len(self.held) > MAX_HELD:
+                self.hub.evict(self, reason="stream held too long behind a resume")
+            return
+        if not self.wants(frame):
+            return
+        message = frame.asgi_for(self.protocol)
         if self.busy:
             if self.pending is not None:
                 self.behind += 1
@@ -59,6 +106,32 @@ class Client:
             return
         self.busy = True
         self._drive(self.send(message))
+
+    def reply(self, frame: Frame) -> None:
+        """Queue an answer (or a replayed tick) for this client alone: in order, ahead of the stream."""
+        if self.closed:
+            return
+        if len(self.outbox) >= MAX_OUTBOX:
+            self.hub.evict(self, reason="requests sent without reading the answers", code=CLOSE_PROTOCOL_ABUSE)
+            return
+        message = frame.asgi_for(self.protocol)
+        if self.busy:
+            self.outbox.append(message)
+            return
+        self.busy = True
+        self._drive(self.send(message))
+
+    def hold(self) -> None:
+        """Keep stream frames aside (a resume is being fetched)."""
+        if self.held is None:
+            self.held = []
+
+    def release(self) -> None:
+        """Let the held stream frames through, after what the outbox already has, then go live."""
+        held, self.held = self.held or [], None
+        for frame in held:
+            if self.wants(frame):
+                self.reply(frame)
 
     def _drive(self, coro: Any) -> None:
         # Run the send coroutine inline: on a writable socket it finishes without suspending, which
@@ -85,6 +158,9 @@ class Client:
     def _sent(self) -> None:
         self.delivered += 1
         self.behind = 0
+        if self.outbox and not self.closed:
+            self._drive(self.send(self.outbox.popleft()))
+            return
         message, self.pending = self.pending, None
         if message is None or self.closed:
             self.busy = False
@@ -93,14 +169,16 @@ class Client:
 
 
 class StreamHub:
-    """The one channel-layer member of a serving process, and its local clients."""
+    """The one channel-layer member of a serving process, its local clients, and a ring of recent ticks."""
 
-    def __init__(self, *, slow_after: int = 50) -> None:
+    def __init__(self, *, slow_after: int = 50, ring_size: int = RING_SIZE, tick_rate: float = 10.0) -> None:
         self.slow_after = slow_after
         self.clients: dict[str, Client] = {}
         self.latest_tick: dict | None = None
         self.latest_epoch: str | None = None
         self.latest_received_at: float | None = None
+        self.tick_rate = tick_rate  # the engine's, as its envelopes say (config.yaml's until the first)
+        self.ring: deque[Frame] = deque(maxlen=ring_size)  # the latest ticks of latest_epoch, oldest first
         self.evicted = 0
         self._member = GroupMember(STREAM_GROUP, self.dispatch, name="dawn-stream-hub")
         self._starting: asyncio.Future | None = None
@@ -114,6 +192,11 @@ class StreamHub:
     @property
     def channel(self) -> str | None:
         return self._member.channel
+
+    @property
+    def clients_scope(self) -> str:
+        """"deployment" when this process is the only one serving (the in-memory layer), else "process"."""
+        return "deployment" if isinstance(self._member._layer, InMemoryChannelLayer) else "process"
 
     async def start(self) -> None:
         """Join the stream group once for this process (idempotent, safe to race)."""
@@ -138,19 +221,40 @@ class StreamHub:
         kind = envelope.get("type")
         if kind == STREAM_TICK:
             tick = envelope["message"]["data"]
+            epoch = envelope.get("epoch")
+            if epoch != self.latest_epoch:
+                self.ring.clear()  # another run of history: the old ticks do not resume into it
+            frame = Frame(envelope["message"])
+            if self.ring and frame.tick_number <= self.ring[-1].tick_number:
+                self.ring.clear()  # the engine restarted behind what this process saw (after a kill -9)
+            self.ring.append(frame)
             self.latest_tick = tick
-            self.latest_epoch = envelope.get("epoch")
+            self.latest_epoch = epoch
+            self.tick_rate = envelope.get("rate", self.tick_rate)
             self.latest_received_at = time.time()
-            self.broadcast(Frame(envelope["message"]))
+            self.broadcast(frame)
             if envelope.get("stimuli"):
                 self._acknowledge(envelope["stimuli"], tick["tick_number"])
         elif kind == STREAM_EVENT:
             self.broadcast(Frame(envelope["message"]))
 
     def broadcast(self, frame: Frame) -> None:
-        """Offer one frame, encoded once, to every local client."""
+        """Offer one frame, encoded once per protocol, to every local client."""
         for client in list(self.clients.values()):
             client.offer(frame)
+
+    def ring_ticks(self, first: int, last: int) -> list[Frame]:
+        """The ring's tick frames first..last held contiguously up to `last` (maybe fewer, never gapped)."""
+        found: list[Frame] = []
+        for frame in reversed(self.ring):
+            number = frame.tick_number
+            if number > last:
+                continue
+            if number < first or (found and number != found[-1].tick_number - 1):
+                break
+            found.append(frame)
+        found.reverse()
+        return found
 
     def register(self, client: Client) -> None:
         self.clients[client.id] = client
@@ -160,9 +264,12 @@ class StreamHub:
 
     def unregister(self, client: Client) -> None:
         client.closed = True
-        self.clients.pop(client.id, None)
+        if self.clients.pop(client.id, None) is not None:
+            # the stimuli it still waits on will find no one: forget them (bounded by its stimulus limit)
+            for key in [k for k, owner in self._stimulus_origin.items() if owner == client.id]:
+                del self._stimulus_origin[key]
 
-    def evict(self, client: Client, *, reason: str, notify: bool = True) -> None:
+    def evict(self, client: Client, *, reason: str, notify: bool = True, code: int = CLOSE_SLOW_CLIENT) -> None:
         """Stop feeding a client; if it can still hear, tell it why with a close code."""
         if client.closed:
             return
@@ -170,21 +277,27 @@ class StreamHub:
         self.evicted += 1
         logger.info("closing stream client %s: %s", client.id, reason)
         if notify:
-            close = {"type": "websocket.close", "code": CLOSE_SLOW_CLIENT, "reason": reason}
+            close = {"type": "websocket.close", "code": code, "reason": reason}
             asyncio.get_running_loop().create_task(_send_quietly(client.send, close))
 
     def remember_stimulus(self, ref: str, client: Client) -> None:
+        # no cap that could evict another client's entry: each client's share is bounded by its
+        # stimulus limit, and it goes when the client does
         self._stimulus_origin[ref] = client.id
-        if len(self._stimulus_origin) > 10_000:  # refs of clients that left before their tick
-            self._stimulus_origin.pop(next(iter(self._stimulus_origin)))
 
     def _acknowledge(self, stimuli: list[dict], tick_number: int) -> None:
-        """Tell the local clients that sent these stimuli which tick applied them."""
+        """Tell the local clients that sent these stimuli which tick applied them, or that the engine
+        rejected them (an answer: never dropped)."""
         for item in stimuli:
             client_id = self._stimulus_origin.pop(item.get("key") or "", None)
             client = self.clients.get(client_id) if client_id else None
-            if client is not None:
-                client.offer(Frame(stimulus_applied_message(ref=item.get("ref"), tick_number=tick_number)))
+            if client is None:
+                continue
+            if item.get("rejected"):  # the engine could not queue it: the sender hears, as it would an ack
+                message = "the engine's queue for your stimuli is full; it was dropped"
+                client.reply(Frame(error_message("rate_limited", message, ref=item.get("ref"))))
+            else:
+                client.reply(Frame(stimulus_applied_message(ref=item.get("ref"), tick_number=tick_number)))
 
 
 async def _send_quietly(send: Callable[[dict], Awaitable[None]], message: dict, timeout: float = 5.0) -> None:
@@ -203,7 +316,10 @@ def stream_hub() -> StreamHub:
     loop = asyncio.get_running_loop()
     hub = _hubs.get(loop)
     if hub is None:
-        hub = _hubs[loop] = StreamHub(slow_after=settings.DAWN_CONFIG["stream"]["slow_client_ticks"])
+        config = settings.DAWN_CONFIG
+        hub = _hubs[loop] = StreamHub(
+            slow_after=config["stream"]["slow_client_ticks"], tick_rate=float(config["consciousness"]["tick_rate"])
+        )
     return hub
 
 

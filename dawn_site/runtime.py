@@ -193,7 +193,9 @@ class EngineRuntime:
             prune_interval=persistence["prune_interval"],
         )
         inbox = self.inbox
-        stream = StreamPublisher(layer, epoch=str(self.epoch), applied=lambda: inbox.applied)
+        stream = StreamPublisher(
+            layer, epoch=str(self.epoch), applied=lambda: inbox.applied, rate=self.options.rate
+        )
         dispatcher = ProcessDispatcher(
             runner=Runner(script_specs(), cwd=settings.BASE_DIR),
             context=self.engine.context,

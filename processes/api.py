@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+
 import django_filters
 from django.conf import settings
+from django.http import HttpResponse
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -89,6 +92,16 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         except services.RunRejected as exc:
             raise ValidationError({exc.field: [exc.message]}) from None
         return Response(run.as_process_output(), status=status.HTTP_202_ACCEPTED)
+
+    @action(detail=True, methods=["get"], url_path="visualization.png")
+    def visualization(self, request, pk=None):
+        """The run's picture as image/png (the stream's process events carry only its URL)."""
+        picture = (self.get_object().output or {}).get("visualization")
+        if not isinstance(picture, str) or not picture:
+            return Response({"error": "this run has no picture"}, status=status.HTTP_404_NOT_FOUND)
+        response = HttpResponse(base64.b64decode(picture), content_type="image/png")
+        response["Cache-Control"] = "public, max-age=86400, immutable"  # a finished run's picture never changes
+        return response
 
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):

@@ -32,6 +32,7 @@ class Site:
         self.database_url = database_url or f"sqlite:///{self.db_path}"
         self.env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
         self.env.update({"DATABASE_URL": self.database_url, "DAWN_LOG_DIR": str(tmp_path / "logs"), "PYTHONUNBUFFERED": "1"})
+        self.env["DAWN_OPEN_WRITES"] = "1"  # local play, as `make run`: it listens on loopback only
         if redis_url:
             self.env["REDIS_URL"] = redis_url
             # its own prefix, so that nothing else on that Redis hears this site's stream

@@ -11,8 +11,9 @@ from consciousness.groups import ENGINE_GROUP, STREAM_GROUP, STREAM_TICK
 from consciousness.frames import CLOSE_SLOW_CLIENT, Frame, tick_message
 from consciousness.hub import Client, StreamHub, stream_hub
 from dawn_site.asgi import application
+from tests.conftest import local_browser
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.both_shapes]
+pytestmark = [pytest.mark.asyncio, pytest.mark.both_shapes, pytest.mark.usefixtures("open_writes")]
 
 TICK = {
     "tick_number": 7,
@@ -49,7 +50,7 @@ async def group_members(layer, group: str) -> set[str]:
 
 
 async def connect() -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(application, "/ws", headers=[(b"origin", b"http://localhost:5173")])
+    communicator = local_browser(WebsocketCommunicator(application, "/ws"))
     connected, _ = await communicator.connect()
     assert connected
     hello = await communicator.receive_json_from()
@@ -88,34 +89,34 @@ async def test_connection_snapshot_carries_latest_tick_epoch_and_client_count():
 
 
 @pytest.mark.parametrize(
-    "raw, fragment",
+    "raw, code, fragment",
     [
-        ("not json", "not valid JSON"),
-        ("[1, 2]", "JSON object"),
-        ('{"kind": "excite"}', "type"),
-        ('{"type": "teleport"}', "unknown message type"),
-        ('{"type": "stimulus", "kind": "tickle", "intensity": 0.5}', "invalid stimulus"),
-        ('{"type": "stimulus", "kind": "excite", "intensity": 7}', "invalid stimulus"),
-        ('{"type": "stimulus", "kind": "excite", "intensity": 0.5, "ref": {"a": 1}}', "ref"),
-        ("x" * 20000, "longer than"),
+        ("not json", "malformed", "not valid JSON"),
+        ("[1, 2]", "invalid_message", "object"),
+        ('{"kind": "excite"}', "invalid_message", "type"),
+        ('{"type": "teleport"}', "unknown_type", "unknown message type"),
+        ('{"type": "stimulus", "kind": "tickle", "intensity": 0.5}', "invalid_field", "kind"),
+        ('{"type": "stimulus", "kind": "excite", "intensity": 7}', "invalid_field", "intensity"),
+        ('{"type": "stimulus", "kind": "excite", "intensity": 0.5, "ref": {"a": 1}}', "invalid_field", "ref"),
+        ("x" * 20000, "too_large", "limit"),
     ],
 )
-async def test_malformed_messages_get_an_error_and_the_socket_stays_open(raw, fragment):
+async def test_malformed_messages_get_an_error_and_the_socket_stays_open(raw, code, fragment):
     communicator = await connect()
     await communicator.send_to(text_data=raw)
     reply = await communicator.receive_json_from()
-    assert reply["type"] == "error" and fragment in reply["error"]
+    assert reply["type"] == "error" and reply["data"]["code"] == code and fragment in reply["data"]["message"]
     await communicator.send_json_to({"type": "ping", "data": 1})
     pong = await communicator.receive_json_from()
     assert pong["type"] == "pong" and pong["data"]["echo"] == 1
     await communicator.disconnect()
 
 
-async def test_binary_frames_are_refused_politely():
+async def test_binary_frames_that_are_not_msgpack_are_refused_politely():
     communicator = await connect()
     await communicator.send_to(bytes_data=b"\x00\x01")
     reply = await communicator.receive_json_from()
-    assert reply["type"] == "error"
+    assert reply["type"] == "error" and reply["data"]["code"] == "malformed"
     await communicator.disconnect()
 
 
@@ -127,7 +128,7 @@ async def test_heartbeat_and_get_state_answer_with_the_latest_tick():
     reply = await communicator.receive_json_from()
     assert reply["type"] == "heartbeat_response" and reply["data"]["tick_number"] == 7
     await communicator.send_json_to({"type": "get_state"})
-    assert await communicator.receive_json_from() == {"type": "state", "data": TICK}
+    assert await communicator.receive_json_from() == {"type": "state", "data": {"tick": TICK, "ref": None}}
     await communicator.disconnect()
 
 
