@@ -23,10 +23,13 @@ from django.conf import settings
 
 from consciousness.frames import CLOSE_SLOW_CLIENT, Frame, stimulus_applied_message
 from consciousness.groups import STREAM_EVENT, STREAM_GROUP, STREAM_TICK, GroupMember
+from consciousness.metrics import FRAMES_DROPPED, FRAMES_SENT
 
 logger = logging.getLogger(__name__)
 
 _FIRST_FREEZE_AT = 64
+# bound once: a labelled child costs a dict lookup per frame otherwise
+_SENT_JSON, _DROPPED_JSON = FRAMES_SENT.labels(protocol="json"), FRAMES_DROPPED.labels(protocol="json")
 
 
 class Client:
@@ -52,6 +55,7 @@ class Client:
         if self.busy:
             if self.pending is not None:
                 self.behind += 1
+                _DROPPED_JSON.inc()
                 if self.behind >= self.hub.slow_after:
                     self.hub.evict(self, reason="slow client")
                     return
@@ -84,6 +88,7 @@ class Client:
 
     def _sent(self) -> None:
         self.delivered += 1
+        _SENT_JSON.inc()
         self.behind = 0
         message, self.pending = self.pending, None
         if message is None or self.closed:

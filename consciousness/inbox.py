@@ -9,6 +9,7 @@ from typing import Any
 
 from consciousness.groups import ENGINE_GROUP, ENGINE_STIMULUS, GroupMember
 from consciousness.engine import Impact, StepInputs, Stimulus
+from consciousness.metrics import STIMULI
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +30,11 @@ class EngineInbox:
         self._member = GroupMember(ENGINE_GROUP, self.dispatch, name="dawn-engine-inbox")
 
     def add_stimulus(self, stimulus: Stimulus, *, key: str | None = None, ref: Any = None) -> bool:
-        if len(self._stimuli) >= MAX_QUEUED:
-            return False
-        self._stimuli.append((stimulus, {"key": key, "ref": ref}))
-        return True
+        accepted = len(self._stimuli) < MAX_QUEUED
+        STIMULI.labels(outcome="accepted" if accepted else "rejected").inc()
+        if accepted:
+            self._stimuli.append((stimulus, {"key": key, "ref": ref}))
+        return accepted
 
     def add_impact(self, mapping: dict) -> None:
         """Queue a process's impact for the next tick; ValueError (naming the key) if it is not one."""
@@ -78,6 +80,7 @@ class EngineInbox:
             stimulus = Stimulus.from_mapping({"kind": message.get("kind"), "intensity": message.get("intensity")})
         except ValueError as exc:  # consumers validate first; this guards other senders
             logger.warning("dropping an invalid stimulus: %s", exc)
+            STIMULI.labels(outcome="rejected").inc()
             return
         if not self.add_stimulus(stimulus, key=message.get("key"), ref=message.get("ref")):
             logger.warning("stimulus queue full; dropping %r", message.get("ref"))

@@ -8,9 +8,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dawn_site.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs the apps loaded)
+from django.urls import re_path  # noqa: E402
 
+from consciousness import metrics  # noqa: E402
+from consciousness.hub import stream_hub, stream_hub_latest  # noqa: E402
 from consciousness.routing import websocket_urlpatterns  # noqa: E402
-from consciousness.hub import stream_hub  # noqa: E402
+
+metrics.STREAM.hub = stream_hub_latest
 
 
 async def _lifespan(scope, receive, send):
@@ -41,10 +45,17 @@ async def _http(scope, receive, send):
     await django_asgi_app(scope, receive, send)
 
 
+async def _refuse_websocket(scope, receive, send):
+    """Any WebSocket path but /ws: the handshake is refused (HTTP 403), without a traceback."""
+    message = await receive()
+    if message["type"] == "websocket.connect":
+        await send({"type": "websocket.close", "code": 1008})
+
+
 application = ProtocolTypeRouter(
     {
         "http": _http,
-        "websocket": URLRouter(websocket_urlpatterns),
+        "websocket": URLRouter([*websocket_urlpatterns, re_path(r"", _refuse_websocket)]),
         "lifespan": _lifespan,
     }
 )

@@ -1,22 +1,29 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from consciousness.api import HealthView, StateView, TickHistoryView
+from consciousness.api import HealthView, StateView, TickHistoryView, metrics_view
 from processes.api import ConsolidationViewSet, ProcessCatalogueView, RunViewSet
 
 router = DefaultRouter(trailing_slash=True)
 router.register("runs", RunViewSet, basename="run")
 router.register("consolidations", ConsolidationViewSet, basename="consolidation")
 
-handler404 = "dawn_site.errors.json_404"
-handler500 = "dawn_site.errors.json_500"
+handler400 = "dawn_site.errors.error_400"
+handler403 = "dawn_site.errors.error_403"
+handler404 = "dawn_site.errors.error_404"
+handler500 = "dawn_site.errors.error_500"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("api/state/", StateView.as_view(), name="state"),
     path("api/ticks/", TickHistoryView.as_view(), name="ticks"),
     path("api/processes/", ProcessCatalogueView.as_view(), name="processes"),
     path("api/", include(router.urls)),
     path("health/", HealthView.as_view(), name="health"),
+    path("metrics", metrics_view, name="metrics"),
 ]
