@@ -10,6 +10,7 @@ import json
 from datetime import UTC, datetime
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import APIException, ParseError, ValidationError
 from rest_framework.parsers import JSONParser
@@ -29,6 +30,7 @@ class ErrorSerializer(serializers.Serializer):
     path = serializers.CharField(required=False, help_text="For 404s: the path that matched nothing.")
 
 
+@extend_schema_field({"type": "number", "format": "double", "description": "Epoch seconds (UTC)."})
 class EpochField(serializers.Field):
     """A datetime as epoch seconds (float), the API's one time format."""
 

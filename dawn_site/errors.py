@@ -62,9 +62,9 @@ class JsonErrorMiddleware(MiddlewareMixin):
     def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         if response.status_code < 400 or not json_path(request.path):
             return response
-        if response.get("Content-Type", "").startswith("application/json"):
-            return response
-        # Django's debug pages (DEBUG on) and any HTML error reach here: answer in the API's shape instead
+        if response.get("Content-Type", "").startswith("application/json") or hasattr(response, "data"):
+            return response  # JSON already, or DRF's answer (the browsable API shows its error body as HTML)
+        # Django's own error pages (the debug pages with DEBUG on) reach here: answer in the API's shape instead
         body: dict = {"error": _reason(response.status_code)}
         if response.status_code == 404:
             body["path"] = request.path

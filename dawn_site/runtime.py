@@ -16,17 +16,20 @@ from datetime import timedelta
 import uvloop
 from channels.layers import get_channel_layer
 from django.conf import settings
+from prometheus_client import start_http_server
 
-from consciousness import selectors, services
+from consciousness import metrics, selectors, services
 from consciousness.engine import Engine, EngineConfig, StepResult
 from consciousness.groups import StreamPublisher
-from consciousness.hub import stream_hub
+from consciousness.hub import stream_hub, stream_hub_latest
 from consciousness.inbox import EngineInbox
 from consciousness.lock import EngineLock, EngineLocked
 from consciousness.loop import TickLoop
 from consciousness.persistence import HistoryWriter
+from dawn_site.progress import ProgressReport
 from dawn_site.server import embedded_server
 from processes.dispatcher import ProcessDispatcher
+from processes.models import ProcessRun
 from processes.registry import script_specs
 from processes.runner import Runner
 from processes.triggers import TriggerRules
@@ -49,6 +52,8 @@ class RuntimeOptions:
     port: int = 8000
     processes: bool = True
     reset: bool = False
+    progress: float = 30.0  # seconds between progress lines; 0: none
+    metrics_port: int | None = None  # --no-serve: where /metrics is served (the workers serve their own)
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
@@ -121,6 +126,8 @@ class EngineRuntime:
         try:
             self.engine, self.epoch, self.seed = engine_resume(self.engine_config, seed=self.options.seed, reset=self.options.reset)
             self.sock = listen_socket(self.options.host, self.options.port) if self.options.serve else None
+            if self.options.metrics_port is not None:
+                self._serve_metrics()
         except BaseException:
             self.lock.release()
             raise
@@ -171,6 +178,11 @@ class EngineRuntime:
             max_ticks=self.options.max_ticks,
             until=self.options.until,
         )
+        metrics.ENGINE.attach(loop=self.loop, history=history)
+        metrics.RUNS.model = ProcessRun
+        hub_clients = lambda: len(hub.clients) if (hub := stream_hub_latest()) is not None else None  # noqa: E731
+        progress = ProgressReport(loop=self.loop, history=history, clients=hub_clients)
+        report = aio.create_task(progress.run(self.options.progress)) if self.options.progress > 0 else None
         serve_task = None
         try:
             await inbox.listen(layer)
@@ -187,6 +199,9 @@ class EngineRuntime:
             )
             return await self.loop.run()
         finally:
+            if report is not None:
+                report.cancel()
+            metrics.ENGINE.detach()
             await dispatcher.close()
             await history.close()
             await stream.close()
@@ -202,6 +217,14 @@ class EngineRuntime:
                 history.flushed_ticks,
                 self.loop.slots_skipped,
             )
+
+    def _serve_metrics(self) -> None:
+        # prometheus-client's own server, on a thread: runtick --no-serve has no HTTP server of its own
+        try:
+            start_http_server(self.options.metrics_port, addr=self.options.host)
+        except OSError as exc:
+            raise RuntimeRefused(f"cannot serve metrics on {self.options.host}:{self.options.metrics_port}: {exc.strerror}") from None
+        logger.info("metrics on http://%s:%d/metrics", self.options.host, self.options.metrics_port)
 
     def _process_sink(self, dispatcher):
         """After each tick: record applied impacts, and (unless --no-processes) fire the tick rules."""
