@@ -22,4 +22,6 @@ class ConnectionLinesAtDebug(logging.Filter):
     def _per_connection(record: logging.LogRecord) -> bool:
         if record.name.startswith("websockets"):
             return True
-        return record.name == "uvicorn.error" and isinstance(record.msg, str) and '"WebSocket ' in record.msg
+        if record.name != "uvicorn.error" or not isinstance(record.msg, str):
+            return False
+        return '"WebSocket ' in record.msg or record.msg in ("connection open", "connection closed")

@@ -98,6 +98,8 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
 
 class ConsolidationViewSet(viewsets.ReadOnlyModelViewSet):
+    """Long-term memory patterns that memory_consolidator runs produced, newest first; `?run=` filters."""
+
     queryset = MemoryConsolidation.objects.select_related("run")
     serializer_class = ConsolidationSerializer
     pagination_class = NewestFirst
