@@ -8,7 +8,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/test)
 TEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/0)
 
-.PHONY: venv migrate run test test-embedded test-scaled bench bench-workers clean
+.PHONY: venv migrate static run test test-embedded test-scaled bench bench-workers clean
 
 $(BIN)/.installed: requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ venv: $(BIN)/.installed
 migrate: venv
 	$(BIN)/python manage.py migrate --noinput
 
-run: migrate
+# hashed, compressed copies of the admin's, the browsable API's and the API docs' files, served by whitenoise
+static: venv
+	$(BIN)/python manage.py collectstatic --noinput -v 0
+
+run: migrate static
 	$(BIN)/python manage.py runtick --host $(HOST) --port $(PORT)
 
 test: test-embedded test-scaled
