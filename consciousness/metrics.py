@@ -41,8 +41,12 @@ FRAMES_DROPPED = Counter(
     "dawn_stream_frames_dropped", "Frames a slow socket skipped (replaced by a newer one), by protocol.", ["protocol"]
 )
 STIMULI = Counter("dawn_stimuli", "Stimuli that reached the engine, by outcome (accepted or rejected).", ["outcome"])
-DATABASE_ERRORS = Counter("dawn_database_errors", "Failed database operations outside a request, by component.", ["component"])
-LAYER_ERRORS = Counter("dawn_channel_layer_errors", "Failed channel-layer sends and receives, by operation.", ["operation"])
+DATABASE_ERRORS = Counter(
+    "dawn_database_errors", "Failed database operations outside a request, by component.", ["component"]
+)
+LAYER_ERRORS = Counter(
+    "dawn_channel_layer_errors", "Failed channel-layer sends and receives, by operation.", ["operation"]
+)
 
 for _outcome in ("accepted", "rejected"):
     STIMULI.labels(outcome=_outcome)
@@ -75,14 +79,15 @@ class EngineCollector(Collector):
         loop, history = self.loop, self.history
         if loop is None or history is None:
             return
-        yield CounterMetricFamily("dawn_ticks", "Ticks computed by this runtick.", value=loop.ticks_done)
-        yield CounterMetricFamily("dawn_tick_slots_skipped", "Tick slots skipped because a tick ran late.", value=loop.slots_skipped)
-        yield GaugeMetricFamily(
-            "dawn_tick_number", "The newest tick's number.", value=loop.engine.state.tick_number
-        )
-        yield CounterMetricFamily("dawn_history_flushed_ticks", "Ticks persisted by this runtick.", value=history.flushed_ticks)
-        yield CounterMetricFamily("dawn_history_flush_failures", "History flushes that failed (retried).", value=history.failures)
-        yield GaugeMetricFamily("dawn_history_buffered_ticks", "Ticks waiting for the next flush.", value=len(history.buffer))
+        for kind, name, documentation, value in (
+            (CounterMetricFamily, "dawn_ticks", "Ticks computed by this runtick.", loop.ticks_done),
+            (CounterMetricFamily, "dawn_tick_slots_skipped", "Tick slots skipped: a tick ran late.", loop.slots_skipped),
+            (GaugeMetricFamily, "dawn_tick_number", "The newest tick's number.", loop.engine.state.tick_number),
+            (CounterMetricFamily, "dawn_history_flushed_ticks", "Ticks persisted by this runtick.", history.flushed_ticks),
+            (CounterMetricFamily, "dawn_history_flush_failures", "History flushes that failed (retried).", history.failures),
+            (GaugeMetricFamily, "dawn_history_buffered_ticks", "Ticks waiting for the next flush.", len(history.buffer)),
+        ):
+            yield kind(name, documentation, value=value)
 
 
 class StreamCollector(Collector):
@@ -95,7 +100,7 @@ class StreamCollector(Collector):
         hub = self.hub()
         if hub is None:
             return
-        yield GaugeMetricFamily("dawn_stream_clients", "Stream sockets connected to this process.", value=len(hub.clients))
+        yield GaugeMetricFamily("dawn_stream_clients", "Stream sockets connected to this process.", len(hub.clients))
         yield CounterMetricFamily("dawn_stream_evictions", "Slow stream clients closed.", value=hub.evicted)
 
 
@@ -108,7 +113,9 @@ class RunsCollector(Collector):
     def collect(self) -> Iterator[Any]:
         if self.model is None:
             return
-        family = GaugeMetricFamily("dawn_runs", "Analysis runs in the database, by script and status.", labels=["script", "status"])
+        family = GaugeMetricFamily(
+            "dawn_runs", "Analysis runs in the database, by script and status.", labels=["script", "status"]
+        )
         try:
             rows = list(self.model.objects.order_by().values("script", "status").annotate(n=Count("id")))
         except Exception as exc:  # a scrape must not fail with the database

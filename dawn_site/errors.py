@@ -1,4 +1,4 @@
-"""Error answers: JSON on /api/ and /health/ whatever DEBUG says, a plain page elsewhere (the debug page only with DEBUG).
+"""Error answers: JSON on /api/ and /health/ whatever DEBUG says; elsewhere a plain page (the debug page only with DEBUG).
 
 Clients of a real-time API never have to parse an HTML error page, and an error page never shows settings or
 paths unless the developer asked for DEBUG.
@@ -45,7 +45,7 @@ def api_exception_handler(exc, context):
 
 
 class JsonErrorMiddleware(MiddlewareMixin):
-    """On JSON paths: refuse an oversized body with a 413 before anything reads it, and turn any error page into JSON."""
+    """On JSON paths: a 413 for an oversized body before anything reads it, and every error page as JSON."""
 
     def process_request(self, request: HttpRequest) -> HttpResponse | None:
         if not json_path(request.path):

@@ -85,6 +85,12 @@ def engine_resume(cfg: EngineConfig, *, seed: int | None, reset: bool) -> tuple[
     return engine, snapshot.epoch, snapshot.seed
 
 
+def _local_clients() -> int | None:
+    """Stream sockets on this process, or None where nothing serves the stream (--no-serve)."""
+    hub = stream_hub_latest()
+    return len(hub.clients) if hub is not None else None
+
+
 def listen_socket(host: str, port: int) -> socket.socket:
     """Bind before anything starts, so a busy port is a clear error and not a half-started engine."""
     try:
@@ -180,8 +186,7 @@ class EngineRuntime:
         )
         metrics.ENGINE.attach(loop=self.loop, history=history)
         metrics.RUNS.model = ProcessRun
-        hub_clients = lambda: len(hub.clients) if (hub := stream_hub_latest()) is not None else None  # noqa: E731
-        progress = ProgressReport(loop=self.loop, history=history, clients=hub_clients)
+        progress = ProgressReport(loop=self.loop, history=history, clients=_local_clients)
         report = aio.create_task(progress.run(self.options.progress)) if self.options.progress > 0 else None
         serve_task = None
         try:
@@ -223,7 +228,8 @@ class EngineRuntime:
         try:
             start_http_server(self.options.metrics_port, addr=self.options.host)
         except OSError as exc:
-            raise RuntimeRefused(f"cannot serve metrics on {self.options.host}:{self.options.metrics_port}: {exc.strerror}") from None
+            where = f"{self.options.host}:{self.options.metrics_port}"
+            raise RuntimeRefused(f"cannot serve metrics on {where}: {exc.strerror}") from None
         logger.info("metrics on http://%s:%d/metrics", self.options.host, self.options.metrics_port)
 
     def _process_sink(self, dispatcher):

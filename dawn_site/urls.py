@@ -26,7 +26,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="dawn_site/redoc.html"), name="redoc"),
+    path(
+        "api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="dawn_site/redoc.html"), name="redoc"
+    ),
     path("api/state/", StateView.as_view(), name="state"),
     path("api/ticks/", TickHistoryView.as_view(), name="ticks"),
     path("api/processes/", ProcessCatalogueView.as_view(), name="processes"),

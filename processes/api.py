@@ -15,7 +15,13 @@ from consciousness.listing import NewestFirst
 from consciousness.rest import ErrorSerializer, epoch_parse
 from processes import services
 from processes.models import MemoryConsolidation, ProcessRun, script_bare
-from processes.serializers import CatalogueSerializer, ConsolidationSerializer, RunSerializer, RunStartSerializer, script_choices
+from processes.serializers import (
+    CatalogueSerializer,
+    ConsolidationSerializer,
+    RunSerializer,
+    RunStartSerializer,
+    script_choices,
+)
 from processes.registry import script_description, script_modules, script_schema
 
 
@@ -86,7 +92,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     @extend_schema(
         request=None,
-        responses={202: RunSerializer, 409: OpenApiResponse(ErrorSerializer, description="The run has already finished.")},
+        responses={202: RunSerializer, 409: OpenApiResponse(ErrorSerializer, description="The run has finished.")},
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
