@@ -8,11 +8,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/test)
 TEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/0)
 
-<<<<<<< HEAD
-.PHONY: venv migrate run test lint test-embedded test-scaled bench bench-workers clean
-=======
-.PHONY: venv migrate run test test-embedded test-scaled test-browser bench bench-workers assets screenshot clean
->>>>>>> client
+.PHONY: venv migrate static run test lint test-embedded test-scaled test-browser bench bench-workers assets screenshot clean
 
 $(BIN)/.installed: requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +21,13 @@ venv: $(BIN)/.installed
 migrate: venv
 	$(BIN)/python manage.py migrate --noinput
 
-run: migrate
-	$(BIN)/python manage.py runtick --host $(HOST) --port $(PORT)
+# hashed, compressed copies of the admin's, the browsable API's and the API docs' files, served by whitenoise
+static: venv
+	$(BIN)/python manage.py collectstatic --noinput -v 0
+
+# local play: writes need no user, and only ever for loopback clients (see the README: who may write)
+run: migrate static
+	DAWN_OPEN_WRITES=1 $(BIN)/python manage.py runtick --host $(HOST) --port $(PORT)
 
 test: lint test-embedded test-scaled
 

@@ -7,19 +7,19 @@ import time
 import django_filters
 from django.conf import settings
 from django.db import connection
-from rest_framework import generics, serializers
-from rest_framework.pagination import CursorPagination
+from django.http import HttpRequest, HttpResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from consciousness import selectors
-from consciousness.models import Tick
 from consciousness.hub import stream_hub_latest
-
-
-class TickSerializer(serializers.BaseSerializer):
-    def to_representation(self, instance: Tick) -> dict:
-        return instance.as_tick_data()
+from consciousness.metrics import metrics_text
+from consciousness.models import Tick
+from consciousness.listing import NewestFirst
+from consciousness.rest import ErrorSerializer
+from consciousness.serializers import HealthSerializer, TickSerializer
 
 
 class TickFilter(django_filters.FilterSet):
@@ -32,11 +32,9 @@ class TickFilter(django_filters.FilterSet):
         fields = ["since", "until", "mood"]
 
 
-class TickPagination(CursorPagination):
-    # a cursor stays stable while new ticks keep arriving at the head of the list
+class TickPagination(NewestFirst):
     ordering = "-tick_number"
     page_size = 100
-    page_size_query_param = "page_size"
     max_page_size = 1000
 
 
@@ -61,16 +59,22 @@ def current_tick() -> tuple[dict | None, str]:
 class StateView(APIView):
     """The current tick in the seed's Tick Data Format."""
 
+    serializer_class = TickSerializer
+
+    @extend_schema(responses={200: TickSerializer, 503: OpenApiResponse(ErrorSerializer, description="No tick yet.")})
     def get(self, request):
         tick, _source = current_tick()
         if tick is None:
             return Response({"error": "the engine has not produced a tick yet"}, status=503)
-        return Response(tick)
+        return Response(TickSerializer(tick).data)
 
 
 class HealthView(APIView):
     """200 while ticks are fresh, 503 naming what is wrong otherwise."""
 
+    serializer_class = HealthSerializer
+
+    @extend_schema(responses={200: HealthSerializer, 503: HealthSerializer})
     def get(self, request):
         stale_after = settings.DAWN_CONFIG["stream"]["stale_after"]
         problems = []
@@ -110,3 +114,9 @@ class HealthView(APIView):
             "database": database,
         }
         return Response(body, status=200 if not problems else 503)
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """This process's metrics in the Prometheus text format."""
+    body, content_type = metrics_text()
+    return HttpResponse(body, content_type=content_type)

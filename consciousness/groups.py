@@ -15,6 +15,7 @@ from typing import Any
 
 from consciousness.engine import StepResult
 from consciousness.frames import tick_message
+from consciousness.metrics import LAYER_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class GroupMember:
                 failures = 0
             except Exception as exc:  # e.g. Redis restarting: keep trying, re-join when it is back
                 failures += 1
+                LAYER_ERRORS.labels(operation="receive").inc()
                 if failures in (1, 10) or failures % 100 == 0:
                     logger.warning("%s cannot receive from the channel layer (%d): %r", self.name, failures, exc)
                 await asyncio.sleep(min(0.1 * failures, 2.0))
@@ -134,6 +136,7 @@ class _GroupPublisher:
             return True
         except Exception as exc:  # the layer's outage must not end the stream for good
             self.failed += 1
+            LAYER_ERRORS.labels(operation="send").inc()
             if self.failed in (1, 10) or self.failed % 100 == 0:
                 logger.warning("group_send to %s failed (%d so far): %r", self.group, self.failed, exc)
             return False

@@ -27,12 +27,14 @@ from consciousness.frames import (
     CLOSE_PROTOCOL_ABUSE,
     CLOSE_SLOW_CLIENT,
     PROTOCOL_JSON,
+    PROTOCOL_MSGPACK,
     TOPICS,
     Frame,
     error_message,
     stimulus_applied_message,
 )
 from consciousness.groups import STREAM_EVENT, STREAM_GROUP, STREAM_TICK, GroupMember
+from consciousness.metrics import FRAMES_DROPPED, FRAMES_SENT
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,9 @@ _FIRST_FREEZE_AT = 64
 RING_SIZE = 3000  # recent ticks each serving process keeps for resumes: five minutes at 10 Hz
 MAX_HELD = 1000  # stream frames held behind one resume before the client is given up on
 MAX_OUTBOX = 5000  # answers and resumed ticks waiting for one client (a resume is at most HISTORY_CAP + held)
+# bound once per protocol: a labelled child costs a dict lookup per frame otherwise
+_SENT = {p: FRAMES_SENT.labels(protocol=p) for p in (PROTOCOL_JSON, PROTOCOL_MSGPACK)}
+_DROPPED = {p: FRAMES_DROPPED.labels(protocol=p) for p in (PROTOCOL_JSON, PROTOCOL_MSGPACK)}
 
 
 class Client:
@@ -52,7 +57,7 @@ class Client:
 
     __slots__ = (
         "id", "send", "hub", "protocol", "topics", "every", "after", "busy", "pending", "behind",
-        "closed", "delivered", "outbox", "held", "__weakref__",
+        "closed", "delivered", "outbox", "held", "sent_count", "dropped_count", "__weakref__",
     )
 
     def __init__(
@@ -62,6 +67,7 @@ class Client:
         self.send = send
         self.hub = hub
         self.protocol = protocol
+        self.sent_count, self.dropped_count = _SENT[protocol], _DROPPED[protocol]
         self.topics: set[str] = set(TOPICS)
         self.every = 1  # throttle: only ticks whose number is a multiple of this
         self.after = -1  # the newest tick_number this client has been given: never send it one at or below
@@ -99,6 +105,7 @@ class Client:
         if self.busy:
             if self.pending is not None:
                 self.behind += 1
+                self.dropped_count.inc()
                 if self.behind >= self.hub.slow_after:
                     self.hub.evict(self, reason="slow client")
                     return
@@ -157,6 +164,7 @@ class Client:
 
     def _sent(self) -> None:
         self.delivered += 1
+        self.sent_count.inc()
         self.behind = 0
         if self.outbox and not self.closed:
             self._drive(self.send(self.outbox.popleft()))

@@ -9,6 +9,7 @@ from typing import Any
 
 from consciousness.groups import ENGINE_GROUP, ENGINE_STIMULUS, GroupMember
 from consciousness.engine import Impact, StepInputs, Stimulus
+from consciousness.metrics import STIMULI
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +45,11 @@ class EngineInbox:
         queue = self._stimuli.get(sender)
         meta = {"key": key, "ref": ref}
         if self._queued >= MAX_QUEUED or (queue is not None and len(queue) >= MAX_PENDING_PER_SENDER):
+            STIMULI.labels(outcome="rejected").inc()
             if key:
                 self._rejected.append({**meta, "rejected": "queue_full"})
             return False
+        STIMULI.labels(outcome="accepted").inc()
         if queue is None:
             queue = self._stimuli[sender] = deque()
         queue.append((stimulus, meta))
@@ -114,6 +117,7 @@ class EngineInbox:
             stimulus = Stimulus.from_mapping({"kind": message.get("kind"), "intensity": message.get("intensity")})
         except ValueError as exc:  # consumers validate first; this guards other senders
             logger.warning("dropping an invalid stimulus: %s", exc)
+            STIMULI.labels(outcome="rejected").inc()
             return
         sender = message.get("client") or message.get("key")
         if not self.add_stimulus(stimulus, key=message.get("key"), ref=message.get("ref"), sender=sender):

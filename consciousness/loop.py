@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from consciousness.engine import Engine, StepInputs, StepResult
+from consciousness.metrics import STEP_SECONDS, TICK_LATENESS
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +84,10 @@ class TickLoop:
         """Tick until stopped or a limit is reached; returns the number of ticks done."""
         next_at = self.clock()
         while not self.finished():
+            TICK_LATENESS.observe(max(0.0, self.clock() - next_at))
             timestamp = self.wallclock()
-            result = self.engine.advance(self.inputs(timestamp))
+            with STEP_SECONDS.time():
+                result = self.engine.advance(self.inputs(timestamp))
             self.ticks_done += 1
             self.last_tick_at = timestamp
             for sink in self.sinks:

@@ -14,6 +14,7 @@ from django.db import close_old_connections, connections
 
 from consciousness import services
 from consciousness.engine import Engine, StepResult
+from consciousness.metrics import DATABASE_ERRORS, FLUSH_ROWS, FLUSH_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,11 @@ class HistoryWriter:
 
     def _write(self, batch: list[dict], snapshot: dict, tick_number: int, prune: bool) -> None:
         close_old_connections()
-        services.history_flush(ticks=batch, snapshot=snapshot, epoch=self.epoch, seed=self.seed, tick_number=tick_number)
+        FLUSH_ROWS.observe(len(batch))
+        with FLUSH_SECONDS.time():
+            services.history_flush(
+                ticks=batch, snapshot=snapshot, epoch=self.epoch, seed=self.seed, tick_number=tick_number
+            )
         if prune:
             removed = services.history_prune(retention=self.retention)
             if removed:
@@ -83,6 +88,7 @@ class HistoryWriter:
             self.flushed_ticks += len(batch)
             return
         self.failures += 1
+        DATABASE_ERRORS.labels(component="history").inc()
         self.buffer[:0] = batch
         logger.error("could not persist %d ticks (will retry with the next flush): %r", len(batch), exc)
 

@@ -1,17 +1,38 @@
-"""JSON error bodies everywhere: clients of a real-time API never have to parse an HTML error page."""
+"""Error answers: JSON on /api/ and /health/ whatever DEBUG says; elsewhere a plain page (the debug page only with DEBUG).
+
+Clients of a real-time API never have to parse an HTML error page, and an error page never shows settings or
+paths unless the developer asked for DEBUG.
+"""
 
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 
-from django.http import HttpRequest, JsonResponse
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.deprecation import MiddlewareMixin
 from rest_framework.views import exception_handler
 
 logger = logging.getLogger(__name__)
 
+JSON_PREFIXES = ("/api/", "/health/", "/metrics")
+
+
+def json_path(path: str) -> bool:
+    """Paths whose every answer, errors included, is JSON (or, for /metrics, Prometheus text)."""
+    return path.startswith(JSON_PREFIXES) or path in ("/api", "/health")
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower()
+    except ValueError:
+        return "error"
+
 
 def api_exception_handler(exc, context):
-    """DRF's handler, with unexpected errors turned into a JSON 500 instead of an HTML page."""
+    """DRF's handler, with its bodies in the API's one error shape and unexpected errors as a JSON 500."""
     response = exception_handler(exc, context)
     if response is None:
         logger.exception("unhandled error in %s", context.get("view").__class__.__name__, exc_info=exc)
@@ -23,9 +44,61 @@ def api_exception_handler(exc, context):
     return response
 
 
-def json_404(request: HttpRequest, exception=None) -> JsonResponse:
-    return JsonResponse({"error": "not found", "path": request.path}, status=404)
+class JsonErrorMiddleware(MiddlewareMixin):
+    """On JSON paths: a 413 for an oversized body before anything reads it, and every error page as JSON."""
+
+    def process_request(self, request: HttpRequest) -> HttpResponse | None:
+        if not json_path(request.path):
+            return None
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return JsonResponse({"error": "bad Content-Length"}, status=400)
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if limit is not None and length > limit:
+            return JsonResponse({"error": f"request body larger than {limit} bytes"}, status=413)
+        return None
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if response.status_code < 400 or not json_path(request.path):
+            return response
+        if response.get("Content-Type", "").startswith("application/json") or hasattr(response, "data"):
+            return response  # JSON already, or DRF's answer (the browsable API shows its error body as HTML)
+        # Django's own error pages (the debug pages with DEBUG on) reach here: answer in the API's shape instead
+        body: dict = {"error": _reason(response.status_code)}
+        if response.status_code == 404:
+            body["path"] = request.path
+        replacement = JsonResponse(body, status=response.status_code)
+        for header in ("Allow", "Retry-After"):
+            if header in response:
+                replacement[header] = response[header]
+        return replacement
 
 
-def json_500(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"error": "internal server error"}, status=500)
+_PLAIN_PAGE = "<!doctype html><title>{code} {reason}</title><h1>{code} {reason}</h1><p>{detail}</p>"
+
+
+def _plain(request: HttpRequest, status: int, detail: str) -> HttpResponse:
+    if json_path(request.path):
+        body = {"error": _reason(status)}
+        if status == 404:
+            body["path"] = request.path
+        return JsonResponse(body, status=status)
+    page = _PLAIN_PAGE.format(code=status, reason=HTTPStatus(status).phrase, detail=detail)
+    return HttpResponse(page, status=status, content_type="text/html; charset=utf-8")
+
+
+def error_404(request: HttpRequest, exception=None) -> HttpResponse:
+    return _plain(request, 404, "Nothing here. The API lives under /api/ (see /api/docs/).")
+
+
+def error_500(request: HttpRequest) -> HttpResponse:
+    return _plain(request, 500, "The server failed; the error is in its log.")
+
+
+def error_400(request: HttpRequest, exception=None) -> HttpResponse:
+    return _plain(request, 400, "The request could not be understood.")
+
+
+def error_403(request: HttpRequest, exception=None) -> HttpResponse:
+    return _plain(request, 403, "Not allowed.")

@@ -17,19 +17,22 @@ from datetime import timedelta
 import uvloop
 from channels.layers import get_channel_layer
 from django.conf import settings
+from prometheus_client import start_http_server
 
-from consciousness import selectors, services
+from consciousness import metrics, selectors, services
 from consciousness.access import is_loopback
 from consciousness.engine import Engine, EngineConfig, StepResult
 from consciousness.groups import StreamPublisher
-from consciousness.hub import stream_hub
+from consciousness.hub import stream_hub, stream_hub_latest
 from consciousness.inbox import EngineInbox
 from consciousness.lock import EngineLock, EngineLocked
 from consciousness.loop import TickLoop
 from consciousness.models import EngineSnapshot
 from consciousness.persistence import HistoryWriter
+from dawn_site.progress import ProgressReport
 from dawn_site.server import embedded_server
 from processes.dispatcher import ProcessDispatcher
+from processes.models import ProcessRun
 from processes.sandbox.confine import protections, serving_process_harden
 from processes.registry import script_specs
 from processes.sandbox import Runner
@@ -56,6 +59,8 @@ class RuntimeOptions:
     port: int = 8000
     processes: bool = True
     reset: bool = False
+    progress: float = 30.0  # seconds between progress lines; 0: none
+    metrics_port: int | None = None  # --no-serve: where /metrics is served (the workers serve their own)
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
@@ -112,6 +117,12 @@ def snapshot_check(snapshot: EngineSnapshot) -> None:
             raise ValueError(f"the row says {what} {value!r} but its state holds {stored[what]!r}")
 
 
+def _local_clients() -> int | None:
+    """Stream sockets on this process, or None where nothing serves the stream (--no-serve)."""
+    hub = stream_hub_latest()
+    return len(hub.clients) if hub is not None else None
+
+
 def listen_socket(host: str, port: int) -> socket.socket:
     """Bind before anything starts, so a busy port is a clear error and not a half-started engine."""
     try:
@@ -160,6 +171,8 @@ class EngineRuntime:
                 max_discard=math.ceil(self._ticks_per_second() * self.config["persistence"]["flush_interval"]) + 1,
             )
             self.sock = listen_socket(self.options.host, self.options.port) if self.options.serve else None
+            if self.options.metrics_port is not None:
+                self._serve_metrics()
         except BaseException:
             self.lock.release()
             raise
@@ -216,6 +229,10 @@ class EngineRuntime:
             max_ticks=self.options.max_ticks,
             until=self.options.until,
         )
+        metrics.ENGINE.attach(loop=self.loop, history=history)
+        metrics.RUNS.model = ProcessRun
+        progress = ProgressReport(loop=self.loop, history=history, clients=_local_clients)
+        report = aio.create_task(progress.run(self.options.progress)) if self.options.progress > 0 else None
         serve_task = None
         try:
             await inbox.listen(layer)
@@ -239,6 +256,9 @@ class EngineRuntime:
                 )
             return await self.loop.run()
         finally:
+            if report is not None:
+                report.cancel()
+            metrics.ENGINE.detach()
             await dispatcher.close()
             await history.close()
             await stream.close()
@@ -254,6 +274,15 @@ class EngineRuntime:
                 history.flushed_ticks,
                 self.loop.slots_skipped,
             )
+
+    def _serve_metrics(self) -> None:
+        # prometheus-client's own server, on a thread: runtick --no-serve has no HTTP server of its own
+        try:
+            start_http_server(self.options.metrics_port, addr=self.options.host)
+        except OSError as exc:
+            where = f"{self.options.host}:{self.options.metrics_port}"
+            raise RuntimeRefused(f"cannot serve metrics on {where}: {exc.strerror}") from None
+        logger.info("metrics on http://%s:%d/metrics", self.options.host, self.options.metrics_port)
 
     def _process_sink(self, dispatcher):
         """After each tick: record applied impacts, and (unless --no-processes) fire the tick rules."""

@@ -17,7 +17,8 @@ def _env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-DEBUG = _env_bool("DJANGO_DEBUG", True)
+# off unless asked for: the debug pages show settings and paths, and its query log grows without bound
+DEBUG = _env_bool("DJANGO_DEBUG", False)
 # The local default key is only fit for a laptop; deployments set DJANGO_SECRET_KEY.
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "dawn-local-development-key-not-for-production"
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver").split(",") if h.strip()]
@@ -35,10 +36,13 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_filters",
     "corsheaders",
     "consciousness",
@@ -48,7 +52,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",  # the dashboard's static files, in both shapes, DEBUG or not
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files in both shapes, DEBUG or not
+    "dawn_site.errors.JsonErrorMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -123,37 +128,79 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
-WHITENOISE_USE_FINDERS = True  # serve the apps' static folders as they are: no collectstatic step to forget
+STATIC_ROOT = Path(os.environ.get("DAWN_STATIC_ROOT") or BASE_DIR / "staticfiles")
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns at every start-up about a missing one
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # hashed, compressed copies made by `manage.py collectstatic` (part of `make run`), cached for a year
+    "staticfiles": {"BACKEND": "dawn_site.storage.StaticStorage"},
+}
+# before collectstatic has run (a fresh checkout, the in-process tests) the files are served plain from the apps
+WHITENOISE_USE_FINDERS = not (STATIC_ROOT / "staticfiles.json").exists()
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # JSON bodies only: a form post is answered 415, not with a per-field "must be valid JSON"
+    "DEFAULT_PARSER_CLASSES": ["consciousness.rest.DawnJSONParser"],
+    "DEFAULT_FILTER_BACKENDS": ["consciousness.listing.StrictFilterBackend"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_SCHEMA_CLASS": "consciousness.schema.DawnAutoSchema",
     "EXCEPTION_HANDLER": "dawn_site.errors.api_exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "DAWN API",
+    "DESCRIPTION": (
+        "The state, tick history, health and analysis runs of a DAWN engine. Times are epoch seconds (UTC). "
+        "Every error body is `{\"error\": ..., \"fields\": {...}}`. The live stream is the WebSocket /ws "
+        "(described in the README)."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI and Redoc from drf-spectacular-sidecar's local copies: no request leaves the host
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOG_DIR = Path(os.environ.get("DAWN_LOG_DIR") or BASE_DIR / "logs")
 LOG_DIR.mkdir(parents=True, exist_ok=True)
+LOG_LEVEL = os.environ.get("DAWN_LOG_LEVEL", "INFO")
+# DAWN_LOG_FORMAT=json: one JSON object per line (python-json-logger), for log collectors
+LOG_FORMAT = "json" if os.environ.get("DAWN_LOG_FORMAT", "").strip().lower() == "json" else "plain"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "filters": {"connection_lines": {"()": "dawn_site.logs.ConnectionLinesAtDebug"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["connection_lines"]},
         "file": {
             "class": "logging.handlers.RotatingFileHandler",
             "filename": str(LOG_DIR / "consciousness.log"),
             "maxBytes": 10 * 1024 * 1024,
             "backupCount": 5,
-            "formatter": "plain",
+            "formatter": LOG_FORMAT,
+            "filters": ["connection_lines"],
             "delay": True,
         },
     },
-    "root": {"handlers": ["console", "file"], "level": os.environ.get("DAWN_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console", "file"], "level": LOG_LEVEL},
     "loggers": {
+        # each event once, through the root's handlers: Django's own console handler (DEBUG only) and
+        # uvicorn's handlers (a worker's command line installs them) would print it a second time
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        "django.server": {"handlers": [], "propagate": True},
+        "uvicorn": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": True},
         "django.db.backends": {"level": "WARNING"},
-        "uvicorn.access": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
     },
 }

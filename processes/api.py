@@ -7,28 +7,38 @@ import base64
 import django_filters
 from django.conf import settings
 from django.http import HttpResponse
-from rest_framework import mixins, serializers, status, viewsets
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from consciousness.listing import NewestFirst
+from consciousness.rest import ErrorSerializer, epoch_parse
 from processes import services
-from processes.models import MemoryConsolidation, ProcessRun
+from processes.models import MemoryConsolidation, ProcessRun, script_bare, script_file
 from processes.registry import analysis_spec, script_modules
+from processes.serializers import (
+    CatalogueSerializer,
+    ConsolidationSerializer,
+    RunSerializer,
+    RunStartSerializer,
+    script_choices,
+)
 
 
 class ProcessCatalogueView(APIView):
     """The registered analyses, their parameters' JSON Schemas as declared, and the tick rules that start them."""
 
+    @extend_schema(responses=CatalogueSerializer)
     def get(self, request):
         processes = settings.DAWN_CONFIG["processes"]
         triggers = processes["auto_triggers"]
         body = [
             {
                 "name": name,
-                "script": f"{name}.py",
+                "script": script_file(name),
                 "description": analysis_spec(name).description,
                 "parameters": analysis_spec(name).parameters,
                 "trigger": {k: v for k, v in triggers[name].items() if v is not None} if name in triggers else None,
@@ -39,41 +49,27 @@ class ProcessCatalogueView(APIView):
         return Response({"max_concurrent": processes["max_concurrent"], "processes": body})
 
 
-class RunSerializer(serializers.BaseSerializer):
-    def to_representation(self, instance: ProcessRun) -> dict:
-        return instance.as_process_output()
-
-
-class RunStartSerializer(serializers.Serializer):
-    script = serializers.JSONField()
-    parameters = serializers.JSONField(required=False, default=dict)
-
-    def to_internal_value(self, data):
-        if not isinstance(data, dict):
-            raise ValidationError({"non_field_errors": ["send a JSON object"]})
-        unknown = sorted(set(data) - {"script", "parameters"})
-        if unknown:
-            raise ValidationError({name: ["unknown field"] for name in unknown})
-        return super().to_internal_value(data)
-
-
 class RunFilter(django_filters.FilterSet):
-    script = django_filters.CharFilter()
+    script = django_filters.ChoiceFilter(choices=script_choices, method="filter_script")
     status = django_filters.ChoiceFilter(choices=ProcessRun.Status.choices)
     trigger = django_filters.CharFilter()
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = django_filters.CharFilter(method="filter_time", label="Created at or after (epoch seconds)")
+    created_before = django_filters.CharFilter(method="filter_time", label="Created before (epoch seconds)")
 
     class Meta:
         model = ProcessRun
         fields = ["script", "status", "trigger", "created_after", "created_before"]
 
+    def filter_script(self, queryset, name, value):
+        return queryset.filter(script=script_bare(value))
 
-class NewestFirst(CursorPagination):
-    ordering = "-id"
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
+    def filter_time(self, queryset, name, value):
+        lookup = "gte" if name == "created_after" else "lt"
+        try:
+            moment = epoch_parse(value)
+        except ValidationError as exc:
+            raise ValidationError({name: exc.detail}) from None
+        return queryset.filter(**{f"created_at__{lookup}": moment})
 
 
 class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -84,6 +80,10 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     filterset_class = RunFilter
     pagination_class = NewestFirst
 
+    def get_serializer_class(self):
+        return RunStartSerializer if self.action == "create" else RunSerializer
+
+    @extend_schema(request=RunStartSerializer, responses={202: RunSerializer})
     def create(self, request):
         incoming = RunStartSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
@@ -91,8 +91,9 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             run = services.run_create(**incoming.validated_data)
         except services.RunRejected as exc:
             raise ValidationError({exc.field: [exc.message]}) from None
-        return Response(run.as_process_output(), status=status.HTTP_202_ACCEPTED)
+        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(responses={(200, "image/png"): OpenApiResponse(description="The run's picture.")})
     @action(detail=True, methods=["get"], url_path="visualization.png")
     def visualization(self, request, pk=None):
         """The run's picture as image/png (the stream's process events carry only its URL)."""
@@ -103,24 +104,22 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         response["Cache-Control"] = "public, max-age=86400, immutable"  # a finished run's picture never changes
         return response
 
+    @extend_schema(
+        request=None,
+        responses={202: RunSerializer, 409: OpenApiResponse(ErrorSerializer, description="The run has finished.")},
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         try:
             run = services.run_cancel(run=self.get_object())
         except services.RunNotCancellable as exc:
             return Response({"error": str(exc)}, status=status.HTTP_409_CONFLICT)
-        return Response(run.as_process_output(), status=status.HTTP_202_ACCEPTED)
-
-
-class ConsolidationSerializer(serializers.ModelSerializer):
-    process_id = serializers.CharField(source="run.process_id", read_only=True)
-
-    class Meta:
-        model = MemoryConsolidation
-        fields = ["id", "run", "process_id", "label", "centroid", "weight", "support", "source_tick_start", "source_tick_end", "created_at"]
+        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
 class ConsolidationViewSet(viewsets.ReadOnlyModelViewSet):
+    """Long-term memory patterns that memory_consolidator runs produced, newest first; `?run=` filters."""
+
     queryset = MemoryConsolidation.objects.select_related("run")
     serializer_class = ConsolidationSerializer
     pagination_class = NewestFirst

@@ -20,6 +20,7 @@ from django.db import close_old_connections, connections
 from consciousness import frames
 from consciousness.engine import TICK_FIGURES
 from consciousness.groups import ENGINE_PROCESS_CANCEL, ENGINE_PROCESSES
+from consciousness.metrics import DATABASE_ERRORS, run_observe
 from processes import selectors, services
 from processes.models import ProcessRun
 from processes.registry import analysis_spec
@@ -139,6 +140,7 @@ class ProcessDispatcher:
             try:
                 await self._fill()
             except Exception:
+                DATABASE_ERRORS.labels(component="dispatcher").inc()
                 logger.exception("process dispatcher could not claim runs")
 
     async def _fill(self) -> None:
@@ -177,10 +179,12 @@ class ProcessDispatcher:
             )
         try:
             run = await self.db(services.run_finished, run=run, execution=execution)
+            run_observe(script=run.script, started_at=execution.started_at, ended_at=execution.ended_at)
             if run.status == ProcessRun.Status.COMPLETED and run.consciousness_impact:
                 self._feed_back(run)
             self.publish(frames.process_message(run.as_process_output()))
         except Exception:
+            DATABASE_ERRORS.labels(component="dispatcher").inc()
             logger.exception("run %s could not be recorded", run.process_id)
         finally:
             self.running.pop(run.pk, None)

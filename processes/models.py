@@ -6,6 +6,18 @@ from django.db import models
 
 from processes.sandbox import Outcome
 
+SCRIPT_SUFFIX = ".py"
+
+
+def script_file(name: str) -> str:
+    """A script's name as the seed writes it: "chaos_engine" -> "chaos_engine.py"."""
+    return f"{name}{SCRIPT_SUFFIX}"
+
+
+def script_bare(name: str) -> str:
+    """A script's registry name, with or without the suffix: "chaos_engine.py" -> "chaos_engine"."""
+    return name.removesuffix(SCRIPT_SUFFIX)
+
 
 class ProcessRun(models.Model):
     """One execution of an analysis script: the row is the record, and the queue."""
@@ -57,7 +69,7 @@ class ProcessRun(models.Model):
         return {
             "id": self.pk,
             "process_id": self.process_id,
-            "script": f"{self.script}.py",
+            "script": script_file(self.script),
             "status": self.status,
             "trigger": self.trigger,
             "parameters": self.parameters,

@@ -71,6 +71,12 @@ class Site:
         self.manage("migrate", "--noinput")
         return self
 
+    def collectstatic(self) -> Site:
+        """What `make run` and the scaled instructions do: hashed, compressed static files under the site."""
+        self.env["DAWN_STATIC_ROOT"] = str(self.tmp_path / "static")
+        self.manage("collectstatic", "--noinput", "-v", "0")
+        return self
+
     def export(self, *args: str) -> list[dict]:
         return [json.loads(line) for line in self.manage("exportticks", *args).stdout.splitlines() if line]
 

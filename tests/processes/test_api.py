@@ -117,7 +117,10 @@ def test_runs_filter_by_script_status_and_trigger(api):
     assert len(api.get("/api/runs/?status=queued").json()["results"]) == 3
     assert len(api.get("/api/runs/?trigger=every 50 ticks").json()["results"]) == 1
     assert api.get("/api/runs/?status=sleeping").status_code == 400
-    assert api.get("/api/runs/?created_after=2000-01-01T00:00:00Z").status_code == 200
+    assert len(api.get("/api/runs/?created_after=946684800").json()["results"]) == 3  # epoch seconds, 2000-01-01
+    assert api.get("/api/runs/?created_before=946684800").json()["results"] == []
+    iso = api.get("/api/runs/?created_after=2000-01-01T00:00:00Z")
+    assert iso.status_code == 400 and "epoch seconds" in iso.json()["fields"]["created_after"][0]
 
 
 def test_consolidations_are_listed_with_their_run(api):

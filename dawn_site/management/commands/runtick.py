@@ -57,6 +57,8 @@ class Command(BaseCommand):
         parser.add_argument("--no-serve", action="store_true", help="engine only: serve nothing (the scaled shape's workers serve)")
         parser.add_argument("--no-processes", action="store_true", help="run no auto-triggered analysis processes")
         parser.add_argument("--reset", action="store_true", help="forget the stored run and its history, start a new one")
+        parser.add_argument("--progress", type=_count, default=30, help="seconds between progress lines (0: none; default 30)")
+        parser.add_argument("--metrics-port", type=_port, help="serve /metrics on this port (for --no-serve; on --host)")
 
     def handle(self, *args, **options) -> None:
         config = settings.DAWN_CONFIG
@@ -70,6 +72,8 @@ class Command(BaseCommand):
             port=options["port"] or config["api"]["port"],
             processes=not options["no_processes"],
             reset=options["reset"],
+            progress=float(options["progress"]),
+            metrics_port=options["metrics_port"],
         )
         runtime = EngineRuntime(runtime_options)
         try:
