@@ -95,7 +95,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     @extend_schema(responses={(200, "image/png"): OpenApiResponse(description="The run's picture.")})
     @action(detail=True, methods=["get"], url_path="visualization.png")
-    def visualization(self, request, pk=None):
+    def visualization(self, request, pk=None, format=None):
         """The run's picture as image/png (the stream's process events carry only its URL)."""
         picture = (self.get_object().output or {}).get("visualization")
         if not isinstance(picture, str) or not picture:

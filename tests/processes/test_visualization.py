@@ -8,7 +8,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from processes.models import ProcessRun
-from processes.scripts._common import png_base64
+from processes.scripts.toolkit.drawing import png_base64
 
 pytestmark = [pytest.mark.django_db, pytest.mark.both_shapes]
 
