@@ -25,6 +25,7 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from rest_framework.authtoken.models import Token
 from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.throttling import SimpleRateThrottle
 
 ORIGIN_ABSENT = "absent"
 ORIGIN_ALLOWED = "allowed"
@@ -70,9 +71,12 @@ class WritePermission(BasePermission):
         unforgeable = request.content_type.split(";")[0].strip() == "application/json" and (
             origin is None or origin_allowed(origin, request.get_host())
         )
+        permission = getattr(view, "write_permission", None)
+        if permission is None:
+            return False  # a view that names no write permission takes no writes
         return may_write(
             user=request.user,
-            permission=view.write_permission,
+            permission=permission,
             client=request.META.get("REMOTE_ADDR"),
             unforgeable=unforgeable,
         )
@@ -189,3 +193,32 @@ class StimulusLimit:
             self.last_answer = now
             return "answer"
         return "quiet"
+
+
+class _WriteThrottle(SimpleRateThrottle):
+    """DRF: throttle writes only (429 with Retry-After); reads are never throttled."""
+
+    def allow_request(self, request, view) -> bool:
+        if request.method in SAFE_METHODS:
+            return True
+        return super().allow_request(request, view)
+
+
+class WriteUserThrottle(_WriteThrottle):
+    """Writes per authenticated user."""
+
+    scope = "writes_user"
+
+    def get_cache_key(self, request, view) -> str | None:
+        if not request.user or not request.user.is_authenticated:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
+
+
+class WriteAddressThrottle(_WriteThrottle):
+    """Writes per client address, whoever they are."""
+
+    scope = "writes_address"
+
+    def get_cache_key(self, request, view) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

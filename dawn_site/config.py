@@ -67,6 +67,9 @@ class ProcessesConfig(_Strict):
     max_concurrent: int = Field(3, ge=1, le=64)
     timeout: Number = Field(30.0, gt=0, le=3600)
     auto_triggers: dict[str, TriggerRule] = Field(default_factory=dict)
+    max_queued: int = Field(200, ge=1, le=100_000)  # runs posted and waiting, everyone's together
+    max_queued_per_user: int = Field(20, ge=1, le=100_000)
+    retention_hours: Number = Field(24.0 * 7, gt=0, le=24 * 3650)  # finished runs older than this are pruned
 
     @field_validator("auto_triggers", mode="before")
     @classmethod

@@ -101,6 +101,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
 
 REDIS_URL = os.environ.get("REDIS_URL") or ""
+# the write throttles' counters: shared by every worker through Redis in the scaled shape
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -143,7 +149,17 @@ REST_FRAMEWORK = {
     # JSON bodies only: a form post is answered 415, not with a per-field "must be valid JSON"
     "DEFAULT_PARSER_CLASSES": ["consciousness.rest.DawnJSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["consciousness.listing.StrictFilterBackend"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    # reads are open; writes need a user with the view's permission (consciousness.access)
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",  # the dashboard and the browsable API, with CSRF
+        "rest_framework.authentication.TokenAuthentication",  # Authorization: Token <key>
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["consciousness.access.WritePermission"],
+    "DEFAULT_THROTTLE_CLASSES": ["consciousness.access.WriteUserThrottle", "consciousness.access.WriteAddressThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "writes_user": os.environ.get("DAWN_WRITE_RATE_USER") or "60/minute",
+        "writes_address": os.environ.get("DAWN_WRITE_RATE_ADDRESS") or "120/minute",
+    },
     "DEFAULT_SCHEMA_CLASS": "consciousness.schema.DawnAutoSchema",
     "EXCEPTION_HANDLER": "dawn_site.errors.api_exception_handler",
 }

@@ -10,7 +10,7 @@ from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -72,6 +72,13 @@ class RunFilter(django_filters.FilterSet):
         return queryset.filter(**{f"created_at__{lookup}": moment})
 
 
+def run_manageable(user, run: ProcessRun) -> bool:
+    """Its poster may cancel a run, and so may whoever may cancel any; local play (no user) cancels any."""
+    if not user.is_authenticated:
+        return True  # WritePermission let an anonymous write through: open writes from loopback
+    return run.requested_by_id == user.pk or user.has_perm("processes.cancel_any_run")
+
+
 class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Runs in the seed's Process Output Format; POST queues one (202), cancel stops one."""
 
@@ -79,6 +86,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     serializer_class = RunSerializer
     filterset_class = RunFilter
     pagination_class = NewestFirst
+    write_permission = "processes.add_processrun"  # start runs, and cancel one's own
 
     def get_serializer_class(self):
         return RunStartSerializer if self.action == "create" else RunSerializer
@@ -87,10 +95,14 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def create(self, request):
         incoming = RunStartSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
+        user = request.user if request.user.is_authenticated else None
         try:
-            run = services.run_create(**incoming.validated_data)
+            run = services.run_create(**incoming.validated_data, requested_by=user)
         except services.RunRejected as exc:
             raise ValidationError({exc.field: [exc.message]}) from None
+        except services.RunsBusy as exc:
+            body = {"error": str(exc)}
+            return Response(body, status=status.HTTP_429_TOO_MANY_REQUESTS, headers={"Retry-After": str(exc.retry_after)})
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={(200, "image/png"): OpenApiResponse(description="The run's picture.")})
@@ -110,8 +122,11 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
+        run = self.get_object()
+        if not run_manageable(request.user, run):
+            raise PermissionDenied("only the run's poster or a user who may cancel any run can cancel it")
         try:
-            run = services.run_cancel(run=self.get_object())
+            run = services.run_cancel(run=run)
         except services.RunNotCancellable as exc:
             return Response({"error": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)

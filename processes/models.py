@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from processes.sandbox import Outcome
@@ -52,10 +53,16 @@ class ProcessRun(models.Model):
     reason = models.TextField(blank=True, default="")
     cancel_requested = models.BooleanField(default=False)
     applied_at_tick = models.BigIntegerField(null=True, blank=True, help_text="The tick that applied the impact.")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Who posted the run (none for tick rules and for local play).",
+    )
 
     class Meta:
         ordering = ["-id"]
         indexes = [models.Index(fields=["status", "id"])]
+        # add_processrun starts runs and cancels one's own; this cancels anyone's
+        permissions = [("cancel_any_run", "Can cancel any run, not only its own")]
 
     def __str__(self) -> str:
         return f"{self.process_id or self.script} ({self.status})"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import timedelta
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.core.exceptions import ValidationError
+from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -52,16 +54,48 @@ def run_validate(*, script: object, parameters: object) -> tuple[str, dict]:
         raise RunRejected(f"parameters.{exc.field}", exc.message) from None
 
 
-def run_create(*, script: object, parameters: object = None, trigger: str = "manual", wake: bool = True) -> ProcessRun:
-    """Queue a run (validated first: nothing is recorded for a bad request) and wake the engine's dispatcher."""
+class RunsBusy(Exception):
+    """Too many runs are waiting (the poster's or everyone's); try again in `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def run_create(
+    *, script: object, parameters: object = None, trigger: str = "manual", wake: bool = True, requested_by=None
+) -> ProcessRun:
+    """Queue a run (validated first: nothing is recorded for a bad request) and wake the engine's dispatcher.
+
+    A posted run is refused with RunsBusy while its poster, or everyone together, has the configured most
+    runs waiting; the tick rules' own runs are never refused.
+    """
     script, parameters = run_validate(script=script, parameters=parameters)
     with transaction.atomic():
-        run = ProcessRun.objects.create(script=script, parameters=parameters, trigger=trigger)
+        if trigger == "manual":
+            _queue_bound_check(requested_by)
+        run = ProcessRun.objects.create(script=script, parameters=parameters, trigger=trigger, requested_by=requested_by)
         run.process_id = f"{script}_{run.pk:06d}"
         run.save(update_fields=["process_id"])
     if wake:
         engine_notify({"type": ENGINE_PROCESSES})
     return run
+
+
+def _queue_bound_check(requested_by) -> None:
+    limits = settings.DAWN_CONFIG["processes"]
+    queued = ProcessRun.objects.filter(status=Status.QUEUED, trigger="manual")
+    if requested_by is not None and queued.filter(requested_by=requested_by).count() >= limits["max_queued_per_user"]:
+        raise RunsBusy(f"you have {limits['max_queued_per_user']} runs waiting already; wait for them to start")
+    if queued.count() >= limits["max_queued"]:
+        raise RunsBusy(f"{limits['max_queued']} runs are waiting already; try again shortly")
+
+
+def runs_prune(*, retention: timedelta) -> int:
+    """Delete finished runs (and their consolidations) that ended longer ago than `retention`."""
+    cutoff = timezone.now() - retention
+    deleted, _ = ProcessRun.objects.filter(status__in=ProcessRun.FINISHED, end_time__lt=cutoff).delete()
+    return deleted
 
 
 def engine_notify(message: dict) -> None:

@@ -17,7 +17,7 @@ from processes.models import MemoryConsolidation, ProcessRun
 from processes.serializers import RunSerializer
 from tests.factories import history_make
 
-pytestmark = [pytest.mark.django_db, pytest.mark.both_shapes]
+pytestmark = [pytest.mark.django_db, pytest.mark.both_shapes, pytest.mark.usefixtures("open_writes")]
 
 # sample values for the names routes take (an id is the fixture's object of that route, else "1")
 SAMPLE_KWARGS = {"format": "json", "app_label": "processes", "model_name": "processrun", "url": "nothing"}
@@ -177,9 +177,11 @@ def test_nan_in_a_body_is_a_400():
 
 
 def test_a_form_encoded_post_is_a_415_asking_for_json():
-    response = APIClient().post("/api/runs/", {"script": "chaos_engine"}, format="multipart")
+    poster = APIClient()
+    poster.force_authenticate(get_user_model().objects.create_superuser("poster", "p@example.com", "pw"))
+    response = poster.post("/api/runs/", {"script": "chaos_engine"}, format="multipart")
     assert response.status_code == 415 and "Unsupported media type" in response.json()["error"]
-    response = APIClient().post("/api/runs/", "script=chaos_engine", content_type="application/x-www-form-urlencoded")
+    response = poster.post("/api/runs/", "script=chaos_engine", content_type="application/x-www-form-urlencoded")
     assert response.status_code == 415 and response["Content-Type"] == "application/json"
 
 
