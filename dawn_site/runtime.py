@@ -216,6 +216,7 @@ class EngineRuntime:
             set_active=inbox.set_active,
             publish=stream.event,
             max_concurrent=self.config["processes"]["max_concurrent"],
+            run_retention=timedelta(hours=self.config["processes"]["retention_hours"]),
         )
         for kind, handler in dispatcher.handlers().items():
             inbox.on(kind, handler)

@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 from django.db import close_old_connections, connections
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 CONTEXT_WINDOW = 128
 POLL_S = 1.0
+PRUNE_EVERY_S = 600.0
 SHUTDOWN_GRACE_S = 5.0
 
 # What a request may carry besides parameters, seed and context (an analysis spec's `inputs`), each read
@@ -65,7 +67,10 @@ class ProcessDispatcher:
         set_active: Callable[[tuple[str, ...]], None],
         publish: Callable[[dict], None],
         max_concurrent: int,
+        run_retention: timedelta | None = None,
     ) -> None:
+        self.run_retention = run_retention  # finished runs older than this are pruned (None: kept)
+        self._pruned_at = float("-inf")
         self.runner = runner
         self.context = context
         self.add_impact = add_impact
@@ -88,7 +93,16 @@ class ProcessDispatcher:
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
+    async def _prune(self) -> None:
+        self._pruned_at = asyncio.get_running_loop().time()
+        if self.run_retention is None:
+            return
+        removed = await self.db(services.runs_prune, retention=self.run_retention)
+        if removed:
+            logger.info("pruned %d finished runs older than %s", removed, self.run_retention)
+
     async def start(self) -> None:
+        await self._prune()
         abandoned = await self.db(services.runs_abandon_running)
         if abandoned:
             logger.warning("%d runs were running when the last runner stopped: marked abandoned", abandoned)
@@ -138,6 +152,8 @@ class ProcessDispatcher:
                 return
             self._wake.clear()
             try:
+                if asyncio.get_running_loop().time() - self._pruned_at >= PRUNE_EVERY_S:
+                    await self._prune()
                 await self._fill()
             except Exception:
                 DATABASE_ERRORS.labels(component="dispatcher").inc()

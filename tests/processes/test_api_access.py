@@ -99,3 +99,18 @@ def test_writes_are_throttled_per_user_with_retry_after(settings, monkeypatch):
     throttled = post_run(ada)
     assert throttled.status_code == 429 and int(throttled["Retry-After"]) > 0
     assert ada.get("/api/runs/").status_code == 200  # reads are never throttled
+
+
+def test_finished_runs_older_than_the_retention_are_pruned_and_the_rest_kept():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from processes import services
+
+    old = timezone.now() - timedelta(days=30)
+    ProcessRun.objects.create(script="chaos_engine", process_id="a", status="completed", end_time=old)
+    ProcessRun.objects.create(script="chaos_engine", process_id="b", status="completed", end_time=timezone.now())
+    ProcessRun.objects.create(script="chaos_engine", process_id="c", status="queued")
+    assert services.runs_prune(retention=timedelta(days=7)) == 1
+    assert sorted(ProcessRun.objects.values_list("process_id", flat=True)) == ["b", "c"]
