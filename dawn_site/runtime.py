@@ -271,6 +271,8 @@ class EngineRuntime:
                     "everyone else needs a user with the permission",
                     self.options.host,
                 )
+            if self._batch():  # the first tick may be due to apply a run the snapshot left in flight
+                await dispatcher.due(self.engine.state.tick_number + 1, patience=self._batch_patience())
             return await self.loop.run()
         finally:
             if report is not None:
@@ -308,6 +310,9 @@ class EngineRuntime:
             options.max_ticks is not None or options.until is not None or not math.isfinite(options.rate)
         )
 
+    def _batch_patience(self) -> float:
+        return self.config["processes"]["timeout"] + BATCH_WAIT_SLACK_S
+
     def _process_sink(self, dispatcher: ProcessDispatcher) -> tuple[Callable, Callable[[], dict]]:
         """The sink that, after each tick, records applied impacts and (unless --no-processes) fires the tick
         rules; and the state to save with each snapshot, which the next start resumes them from."""
@@ -316,7 +321,7 @@ class EngineRuntime:
         rules_state = saved.get("rules") if isinstance(saved.get("rules"), dict) else None
         rules = TriggerRules(processes["auto_triggers"], state=rules_state) if self.options.processes else None
         inbox = self.inbox
-        patience = processes["timeout"] + BATCH_WAIT_SLACK_S if self._batch() else None
+        patience = self._batch_patience() if self._batch() else None
 
         async def process_sink(result: StepResult) -> None:
             number = result.state.tick_number

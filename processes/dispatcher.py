@@ -130,6 +130,7 @@ class ProcessDispatcher:
                     self._feed_back(row, entry)
         self._refresh_active()
         await self.runner.start()
+        self._wake.set()  # the queue as it stands, at once
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="dawn-process-dispatcher")
 
     def _entry_of(self, run: ProcessRun) -> Pending:
