@@ -325,7 +325,8 @@ class EngineRuntime:
 
         async def process_sink(result: StepResult) -> None:
             number = result.state.tick_number
-            dispatcher.after_tick(number, [impact.source for impact in inbox.taken_impacts], mood=result.tick["mood"])
+            applied = [impact.source for impact in inbox.taken_impacts]
+            dispatcher.after_tick(number, applied, mood=result.tick["mood"])
             if rules is not None:
                 for script, rule in rules.fire(result.tick):
                     dispatcher.enqueue(script=script, trigger=rule.label, tick=number)

@@ -109,14 +109,14 @@ class ProcessDispatcher:
     async def start(self, *, resumed: Mapping | None = None) -> None:
         """Reconcile the runs with the engine (`resumed`: what the snapshot saved of `state()`), then dispatch."""
         tick = self.now()
-        outcome = await self.db(
-            services.runs_resume, epoch=self.epoch, tick_number=tick, pending=list((resumed or {}).get("pending", ()))
-        )
+        pending = list((resumed or {}).get("pending", ()))
+        outcome = await self.db(services.runs_resume, epoch=self.epoch, tick_number=tick, pending=pending)
         if outcome.abandoned:
-            logger.warning("%d runs were running (or queued for another engine run): marked abandoned", outcome.abandoned)
+            logger.warning("%d runs left running, or of another engine run: marked abandoned", outcome.abandoned)
         if outcome.superseded or outcome.rerun or outcome.reclaimed:
             logger.info(
-                "resumed at tick %d: %d runs of later ticks superseded, %d in flight, %d to run again, %d back in the queue",
+                "resumed at tick %d: %d runs of later ticks superseded, %d in flight, %d to run again, "
+                "%d back in the queue",
                 tick, outcome.superseded, len(outcome.inflight), len(outcome.rerun), outcome.reclaimed,
             )
         self._moods = await self.db(selectors.tick_moods, since=tick - CONTEXT_WINDOW * 2, until=tick)
@@ -211,7 +211,9 @@ class ProcessDispatcher:
 
     async def _fill(self) -> None:
         while not self._closing and len(self.running) < self.max_concurrent:
-            run = await self.db(services.run_claim_next, tick_number=self.now(), impact_delay=self.impact_delay, epoch=self.epoch)
+            run = await self.db(
+                services.run_claim_next, tick_number=self.now(), impact_delay=self.impact_delay, epoch=self.epoch
+            )
             if run is None:
                 return
             entry = self.inflight.by_run(run.pk)
@@ -221,7 +223,8 @@ class ProcessDispatcher:
                 await self.db(services.run_requeue, run=run, reason=INTERRUPTED)
                 return
             cancel = asyncio.Event()
-            task = asyncio.get_running_loop().create_task(self._execute(run, cancel, entry), name=f"run:{run.process_id}")
+            execution = self._execute(run, cancel, entry)
+            task = asyncio.get_running_loop().create_task(execution, name=f"run:{run.process_id}")
             self.running[run.pk] = (run, cancel, task)
             self._refresh_active()
 
@@ -235,7 +238,8 @@ class ProcessDispatcher:
             # an auto-triggered run reads them as of its tick (reproducible); a manual one as they are now
             as_of = {} if run.trigger == MANUAL else {"at": run.tick_number, "epoch": self.epoch}
             inputs = {name: await self.db(INPUTS[name], **as_of) for name in analysis_spec(run.script).inputs}
-            await self.db(services.run_started, run=run, context=context_summary(context), seed=seed, tick_number=context["tick_number"])
+            summary = context_summary(context)
+            await self.db(services.run_started, run=run, context=summary, seed=seed, tick_number=context["tick_number"])
             self.publish(frames.process_message(run.as_process_output()))
             if run.cancel_requested:
                 cancel.set()
@@ -298,7 +302,8 @@ class ProcessDispatcher:
         """Wait until every run due at or before `tick_number` has finished (batch runs: then each impact
         applies at its due tick). Gives up, with a warning, after `patience` seconds without any finishing."""
         while not self._closing and (waiting := self.inflight.waiting(tick_number)):
-            futures = [asyncio.ensure_future(event.wait()) for event in (self._interrupted, *(e.done for e in waiting))]
+            events = (self._interrupted, *(entry.done for entry in waiting))
+            futures = [asyncio.ensure_future(event.wait()) for event in events]
             done, left = await asyncio.wait(futures, timeout=patience, return_when=asyncio.FIRST_COMPLETED)
             for future in left:
                 future.cancel()

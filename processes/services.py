@@ -243,13 +243,14 @@ def runs_resume(*, epoch: uuid.UUID | None, tick_number: int, pending: list[dict
         MemoryConsolidation.objects.filter(run_id__in=superseded).delete()
         ProcessRun.objects.filter(pk__in=superseded).update(
             status=Status.ABANDONED, applied_at_tick=None, end_time=timezone.now(),
-            reason=f"{SUPERSEDED}: triggered after tick {tick_number}, where the engine resumed; that tick fires it again",
+            reason=f"{SUPERSEDED}: its tick comes after tick {tick_number}, where the engine resumed",
         )
         rows = [row for row in (_pending_row(mine, entry, epoch) for entry in pending) if row is not None]
         kept = [row.pk for row in rows]
         manual = mine.filter(trigger=MANUAL, tick_number__isnull=False).exclude(pk__in=kept)
         # claimed after the snapshot's list was taken: hence at its tick or later, never applied by it
-        rows += list(manual.filter(status=Status.COMPLETED, consciousness_impact__isnull=False, tick_number__gte=tick_number))
+        completed = manual.filter(status=Status.COMPLETED, consciousness_impact__isnull=False)
+        rows += list(completed.filter(tick_number__gte=tick_number))
         reclaimed = manual.exclude(status__in=ProcessRun.FINISHED).update(
             status=Status.QUEUED, tick_number=None, impact_due_tick=None, epoch=None, start_time=None
         )
@@ -278,5 +279,7 @@ def _pending_row(mine: models.QuerySet, entry: dict, epoch: uuid.UUID | None) ->
     same = mine.filter(script=script, trigger=trigger, tick_number=tick).exclude(reason__startswith=SUPERSEDED)
     row = same.order_by("id").first()
     if row is None:
-        row = run_create(script=script, trigger=trigger, wake=False, tick_number=tick, impact_due_tick=due, epoch=epoch)
+        row = run_create(
+            script=script, trigger=trigger, wake=False, tick_number=tick, impact_due_tick=due, epoch=epoch
+        )
     return row
