@@ -205,6 +205,7 @@ class ProcessDispatcher:
             self._wake.clear()
             try:
                 await self._fill()
+                await self._reap()
             except Exception:
                 DATABASE_ERRORS.labels(component="dispatcher").inc()
                 logger.exception("process dispatcher could not claim runs")
@@ -228,8 +229,21 @@ class ProcessDispatcher:
             self.running[run.pk] = (run, cancel, task)
             self._refresh_active()
 
+    async def _reap(self) -> None:
+        """Runs in flight that finished without being claimed here (cancelled while queued) are done."""
+        unclaimed = [e for e in self.inflight.entries if not e.done.is_set() and e.run_id is not None
+                     and e.run_id not in self.running and e.due <= self.now() + 1]
+        if unclaimed:
+            finished = await self.db(selectors.runs_finished, ids=[e.run_id for e in unclaimed])
+            for entry in unclaimed:
+                if entry.run_id in finished:
+                    entry.done.set()
+            self._refresh_active()
+
     def _refresh_active(self) -> None:
-        self.set_active(self.inflight.active(self.now() + 1))
+        now = self.now()
+        self.inflight.retire(now)
+        self.set_active(self.inflight.active(now + 1))
 
     async def _execute(self, run: ProcessRun, cancel: asyncio.Event, entry: Pending) -> None:
         try:
@@ -289,7 +303,6 @@ class ProcessDispatcher:
             self._moods[tick_number] = mood
             self._moods.pop(tick_number - MOODS_KEPT, None)
         self.inflight.applied(set(sources))
-        self.inflight.retire(tick_number)
         self._refresh_active()
         for source in sources:
             task = asyncio.get_running_loop().create_task(

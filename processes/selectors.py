@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from consciousness.selectors import ticks_between
-from processes.models import MemoryConsolidation
+from processes.models import MemoryConsolidation, ProcessRun
 
 
 def patterns_recent(*, limit: int = 16, at: int | None = None, epoch: uuid.UUID | None = None) -> list[dict]:
@@ -29,3 +29,8 @@ def patterns_recent(*, limit: int = 16, at: int | None = None, epoch: uuid.UUID 
 def tick_moods(*, since: int, until: int) -> dict[int, str]:
     """The mood of each persisted tick since..until: the engine keeps no past moods, a run's context needs one."""
     return dict(ticks_between(since=since, until=until).values_list("tick_number", "mood"))
+
+
+def runs_finished(*, ids: list[int]) -> set[int]:
+    """Which of the runs `ids` have finished (e.g. cancelled while queued, so never claimed)."""
+    return set(ProcessRun.objects.filter(pk__in=ids, status__in=ProcessRun.FINISHED).values_list("pk", flat=True))

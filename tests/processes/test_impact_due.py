@@ -114,3 +114,17 @@ async def test_a_batch_wait_returns_once_the_due_run_finished(ticking):
         await asyncio.sleep(0.02)
     await asyncio.wait_for(ticking.dispatcher.due(153, patience=10.0), 10)
     assert (await ticking.row(run, finished=False)).status == "completed"
+
+
+async def test_a_run_cancelled_while_queued_is_no_longer_waited_for_nor_listed(ticking):
+    ticking.dispatcher.max_concurrent = 0  # nothing is claimed: the run stays queued
+    ticking.dispatcher.enqueue(script="neural_analyzer", trigger="every 50 ticks")
+    while not ticking.dispatcher.inflight.entries[0].run_id:
+        await asyncio.sleep(0.02)
+    row = await database_sync_to_async(ProcessRun.objects.get)(pk=ticking.dispatcher.inflight.entries[0].run_id)
+    await database_sync_to_async(services.run_cancel)(run=row)
+    for _ in range(DELAY):
+        ticking.tick()
+    ticking.dispatcher.wake()
+    await asyncio.wait_for(ticking.dispatcher.due(153, patience=10.0), 5)
+    assert ticking.tick()[0].tick["active_processes"] == []  # 154: in flight no more
