@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -24,7 +24,8 @@ class HistoryWriter:
 
     Writes run on one dedicated thread (one database connection, in order). A failed write puts its
     ticks back in front of the buffer, so they go with the next flush: nothing is lost, and the
-    snapshot is never committed ahead of the ticks it covers.
+    snapshot is never committed ahead of the ticks it covers. `companions` name more state to store in the
+    snapshot, taken at the same instant as the engine's (e.g. what the tick rules and pending runs remember).
     """
 
     def __init__(
@@ -37,6 +38,7 @@ class HistoryWriter:
         retention: timedelta,
         prune_interval: float,
         clock: Callable[[], float] = time.monotonic,
+        companions: Mapping[str, Callable[[], dict]] | None = None,
     ) -> None:
         self.engine = engine
         self.epoch = epoch
@@ -45,6 +47,9 @@ class HistoryWriter:
         self.retention = retention
         self.prune_interval = prune_interval
         self.clock = clock
+        self.companions = dict(companions or {})
+        if clash := set(self.companions) & {*engine.snapshot(), "epoch"}:
+            raise ValueError(f"companion state {sorted(clash)} would replace the engine's own")
         self.buffer: list[dict] = []
         self.flushed_ticks = 0
         self.failures = 0
@@ -65,6 +70,8 @@ class HistoryWriter:
         if prune:
             self._last_prune = self.clock()
         snapshot = self.engine.snapshot()
+        for name, state in self.companions.items():
+            snapshot[name] = state()
         tick_number = self.engine.state.tick_number
         loop = asyncio.get_running_loop()
         self._inflight = loop.run_in_executor(self._executor, self._write, batch, snapshot, tick_number, prune)

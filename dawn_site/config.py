@@ -12,7 +12,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from consciousness.engine import ConfigValueError, EngineConfig
 from processes.scripts import SCRIPTS
-from processes.triggers import TriggerRule
+from processes.triggers import IMPACT_DELAY_DEFAULT, IMPACT_DELAY_MAX, TriggerRule
 
 
 class ConfigError(Exception):
@@ -66,6 +66,8 @@ class ConsciousnessConfig(BaseModel):
 class ProcessesConfig(_Strict):
     max_concurrent: int = Field(3, ge=1, le=64)
     timeout: Number = Field(30.0, gt=0, le=3600)
+    # ticks from a run's trigger to the tick that applies its impact (triggers.py says why it is bounded)
+    impact_delay: int = Field(IMPACT_DELAY_DEFAULT, ge=1, le=IMPACT_DELAY_MAX)
     auto_triggers: dict[str, TriggerRule] = Field(default_factory=dict)
     max_queued: int = Field(200, ge=1, le=100_000)  # runs posted and waiting, everyone's together
     max_queued_per_user: int = Field(20, ge=1, le=100_000)

@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 
 UNTHROTTLED_TICKS_PER_S_MAX = 100_000
+PROCESSES_STATE = "processes"  # the snapshot's key for what the tick rules and the pending runs remember
+BATCH_WAIT_SLACK_S = 10.0  # beyond processes.timeout, how long a batch run waits for a due run to finish
 
 
 class RuntimeRefused(Exception):
@@ -152,8 +154,10 @@ class EngineRuntime:
         self.lock = EngineLock()
         self.inbox = EngineInbox(next_tick=lambda: self.engine.state.tick_number + 1)
         self.loop: TickLoop | None = None
+        self.dispatcher: ProcessDispatcher | None = None
         self.server = None
         self.signals = 0
+        self.resumed_processes: dict | None = None  # what the snapshot saved of the rules and pending runs
 
     def prepare(self) -> None:
         """Synchronous start-up: take the lock, resume the engine, bind the port (raises RuntimeRefused)."""
@@ -170,6 +174,10 @@ class EngineRuntime:
                 reset=self.options.reset,
                 max_discard=math.ceil(self._ticks_per_second() * self.config["persistence"]["flush_interval"]) + 1,
             )
+            snapshot = selectors.snapshot_latest()
+            if snapshot is not None and isinstance(snapshot.state, dict):
+                saved = snapshot.state.get(PROCESSES_STATE)
+                self.resumed_processes = saved if isinstance(saved, dict) else None
             self.sock = listen_socket(self.options.host, self.options.port) if self.options.serve else None
             if self.options.metrics_port is not None:
                 self._serve_metrics()
@@ -189,6 +197,8 @@ class EngineRuntime:
         logger.info("%s: finishing the current tick, then saving and exiting", signal.Signals(signum).name)
         if self.loop is not None:
             self.loop.stop()
+        if self.dispatcher is not None:
+            self.dispatcher.interrupt()  # a batch run waiting for its due runs stops waiting
 
     async def run(self) -> int:
         """Run until stopped or a limit is reached; returns the number of ticks done."""
@@ -196,6 +206,26 @@ class EngineRuntime:
         for signum in (signal.SIGTERM, signal.SIGINT):
             aio.add_signal_handler(signum, self._on_signal, signum)
         layer = get_channel_layer()
+        inbox = self.inbox
+        stream = StreamPublisher(
+            layer, epoch=str(self.epoch), applied=lambda: inbox.applied, rate=self.options.rate
+        )
+        processes = self.config["processes"]
+        self.dispatcher = dispatcher = ProcessDispatcher(
+            runner=Runner(script_specs(), cwd=settings.BASE_DIR),
+            context=self.engine.context,
+            add_impact=inbox.add_impact,
+            set_active=inbox.set_active,
+            publish=stream.event,
+            max_concurrent=processes["max_concurrent"],
+            impact_delay=processes["impact_delay"],
+            epoch=self.epoch,
+            now=lambda: self.engine.state.tick_number,
+            run_retention=timedelta(hours=processes["retention_hours"]),
+        )
+        for kind, handler in dispatcher.handlers().items():
+            inbox.on(kind, handler)
+        process_sink, process_state = self._process_sink(dispatcher)
         persistence = self.config["persistence"]
         history = HistoryWriter(
             engine=self.engine,
@@ -204,23 +234,10 @@ class EngineRuntime:
             flush_interval=persistence["flush_interval"],
             retention=timedelta(hours=persistence["retention_hours"]),
             prune_interval=persistence["prune_interval"],
+            companions={PROCESSES_STATE: process_state},
         )
-        inbox = self.inbox
-        stream = StreamPublisher(
-            layer, epoch=str(self.epoch), applied=lambda: inbox.applied, rate=self.options.rate
-        )
-        dispatcher = ProcessDispatcher(
-            runner=Runner(script_specs(), cwd=settings.BASE_DIR),
-            context=self.engine.context,
-            add_impact=inbox.add_impact,
-            set_active=inbox.set_active,
-            publish=stream.event,
-            max_concurrent=self.config["processes"]["max_concurrent"],
-            run_retention=timedelta(hours=self.config["processes"]["retention_hours"]),
-        )
-        for kind, handler in dispatcher.handlers().items():
-            inbox.on(kind, handler)
-        sinks = [history, stream, self._process_sink(dispatcher)]
+        # the process sink first: the snapshot the history sink may take must include what this tick fired
+        sinks = [process_sink, history, stream]
 
         self.loop = TickLoop(
             engine=self.engine,
@@ -237,7 +254,7 @@ class EngineRuntime:
         serve_task = None
         try:
             await inbox.listen(layer)
-            await dispatcher.start()
+            await dispatcher.start(resumed=self.resumed_processes)
             if self.sock is not None:
                 serve_task = await self._serve()
             logger.info(
@@ -255,6 +272,8 @@ class EngineRuntime:
                     "everyone else needs a user with the permission",
                     self.options.host,
                 )
+            if self._batch():  # the first tick may be due to apply a run the snapshot left in flight
+                await dispatcher.due(self.engine.state.tick_number + 1, patience=self._batch_patience())
             return await self.loop.run()
         finally:
             if report is not None:
@@ -285,19 +304,40 @@ class EngineRuntime:
             raise RuntimeRefused(f"cannot serve metrics on {where}: {exc.strerror}") from None
         logger.info("metrics on http://%s:%d/metrics", self.options.host, self.options.metrics_port)
 
-    def _process_sink(self, dispatcher):
-        """After each tick: record applied impacts, and (unless --no-processes) fire the tick rules."""
-        rules = TriggerRules(self.config["processes"]["auto_triggers"]) if self.options.processes else None
+    def _batch(self) -> bool:
+        """Headless with an end or unthrottled: a batch run, exactly reproducible, so it waits for due runs."""
+        options = self.options
+        return not options.serve and (
+            options.max_ticks is not None or options.until is not None or not math.isfinite(options.rate)
+        )
+
+    def _batch_patience(self) -> float:
+        return self.config["processes"]["timeout"] + BATCH_WAIT_SLACK_S
+
+    def _process_sink(self, dispatcher: ProcessDispatcher) -> tuple[Callable, Callable[[], dict]]:
+        """The sink that, after each tick, records applied impacts and (unless --no-processes) fires the tick
+        rules; and the state to save with each snapshot, which the next start resumes them from."""
+        processes = self.config["processes"]
+        saved = self.resumed_processes or {}
+        rules_state = saved.get("rules") if isinstance(saved.get("rules"), dict) else None
+        rules = TriggerRules(processes["auto_triggers"], state=rules_state) if self.options.processes else None
         inbox = self.inbox
+        patience = self._batch_patience() if self._batch() else None
 
         async def process_sink(result: StepResult) -> None:
-            if inbox.taken_impacts:
-                dispatcher.after_tick(result.state.tick_number, [impact.source for impact in inbox.taken_impacts])
+            number = result.state.tick_number
+            applied = [impact.source for impact in inbox.taken_impacts]
+            dispatcher.after_tick(number, applied, mood=result.tick["mood"])
             if rules is not None:
                 for script, rule in rules.fire(result.tick):
-                    dispatcher.enqueue(script=script, trigger=rule.label)
+                    dispatcher.enqueue(script=script, trigger=rule.label, tick=number)
+            if patience is not None:
+                await dispatcher.due(number + 1, patience=patience)
 
-        return process_sink
+        def state() -> dict:
+            return {"rules": rules.state() if rules is not None else None, **dispatcher.state()}
+
+        return process_sink, state
 
     async def _serve(self) -> asyncio.Task:
         await stream_hub().start()

@@ -42,7 +42,13 @@ class ProcessRun(models.Model):
     parameters = models.JSONField(default=dict)
     context = models.JSONField(default=dict, help_text="The engine state the run analysed (summary).")
     seed = models.BigIntegerField(null=True, blank=True)
-    tick_number = models.BigIntegerField(null=True, blank=True, help_text="The tick whose state the run analysed.")
+    tick_number = models.BigIntegerField(
+        null=True, blank=True, help_text="The tick whose state the run analysed: its trigger's (or its claim's, if manual)."
+    )
+    impact_due_tick = models.BigIntegerField(
+        null=True, blank=True, help_text="The tick that applies the impact: tick_number + processes.impact_delay."
+    )
+    epoch = models.UUIDField(null=True, blank=True, help_text="The engine run whose ticks tick_number counts.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     start_time = models.DateTimeField(null=True, blank=True)
     end_time = models.DateTimeField(null=True, blank=True)
@@ -71,6 +77,12 @@ class ProcessRun(models.Model):
     def finished(self) -> bool:
         return self.status in self.FINISHED
 
+    @property
+    def impact_late(self) -> bool:
+        """The impact was applied after its due tick: the run outlasted the delay in real time."""
+        applied, due = self.applied_at_tick, self.impact_due_tick
+        return applied is not None and due is not None and applied > due
+
     def as_process_output(self) -> dict:
         """The run in the seed's Process Output Format, plus what a client needs to follow it."""
         return {
@@ -88,7 +100,9 @@ class ProcessRun(models.Model):
             "consciousness_impact": self.consciousness_impact,
             "exit_code": self.exit_code,
             "reason": self.reason,
+            "impact_due_tick": self.impact_due_tick,
             "applied_at_tick": self.applied_at_tick,
+            "impact_late": self.impact_late,
         }
 
 

@@ -36,12 +36,16 @@ class RunSerializer(serializers.ModelSerializer):
         read_only=True, allow_null=True, help_text="{analysis, metrics, visualization (base64 PNG)} once completed."
     )
     consciousness_impact = serializers.JSONField(read_only=True, allow_null=True)
+    impact_late = serializers.BooleanField(
+        read_only=True, help_text="Applied after impact_due_tick: the run outlasted processes.impact_delay in real time."
+    )
 
     class Meta:
         model = ProcessRun
         fields = [
             "id", "process_id", "script", "status", "trigger", "parameters", "tick_number", "created_at",
-            "start_time", "end_time", "output", "consciousness_impact", "exit_code", "reason", "applied_at_tick",
+            "start_time", "end_time", "output", "consciousness_impact", "exit_code", "reason", "impact_due_tick",
+            "applied_at_tick", "impact_late",
         ]
         read_only_fields = fields
 

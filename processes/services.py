@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync
@@ -14,6 +16,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from consciousness.groups import ENGINE_GROUP, ENGINE_PROCESS_CANCEL, ENGINE_PROCESSES
+from processes.inflight import MANUAL
 from processes.models import MemoryConsolidation, ProcessRun
 from processes.registry import analysis_spec, parameters_validate, script_modules
 from processes.sandbox import Execution, Outcome
@@ -22,6 +25,7 @@ from processes.scripts.specs import RECORDS_KEY, ParameterError
 logger = logging.getLogger(__name__)
 
 Status = ProcessRun.Status
+SUPERSEDED = "superseded"  # the reason of a run whose trigger tick lies beyond the snapshot the engine resumed from
 
 # The kinds of rows a script's result may ask to record (an analysis spec's `records`), and their models.
 RECORD_MODELS: dict[str, type[models.Model]] = {"consolidations": MemoryConsolidation}
@@ -63,18 +67,30 @@ class RunsBusy(Exception):
 
 
 def run_create(
-    *, script: object, parameters: object = None, trigger: str = "manual", wake: bool = True, requested_by=None
+    *,
+    script: object,
+    parameters: object = None,
+    trigger: str = MANUAL,
+    wake: bool = True,
+    tick_number: int | None = None,
+    impact_due_tick: int | None = None,
+    epoch: uuid.UUID | None = None,
+    requested_by=None,
 ) -> ProcessRun:
     """Queue a run (validated first: nothing is recorded for a bad request) and wake the engine's dispatcher.
 
-    A posted run is refused with RunsBusy while its poster, or everyone together, has the configured most
-    runs waiting; the tick rules' own runs are never refused.
+    An auto-triggered run carries its trigger tick, due tick and epoch from the start; a manual one gets
+    them when it is claimed. A posted run is refused with RunsBusy while its poster, or everyone together,
+    has the configured most runs waiting; the tick rules' own runs are never refused.
     """
     script, parameters = run_validate(script=script, parameters=parameters)
     with transaction.atomic():
-        if trigger == "manual":
+        if trigger == MANUAL:
             _queue_bound_check(requested_by)
-        run = ProcessRun.objects.create(script=script, parameters=parameters, trigger=trigger, requested_by=requested_by)
+        run = ProcessRun.objects.create(
+            script=script, parameters=parameters, trigger=trigger, tick_number=tick_number,
+            impact_due_tick=impact_due_tick, epoch=epoch, requested_by=requested_by,
+        )
         run.process_id = f"{script}_{run.pk:06d}"
         run.save(update_fields=["process_id"])
     if wake:
@@ -84,7 +100,7 @@ def run_create(
 
 def _queue_bound_check(requested_by) -> None:
     limits = settings.DAWN_CONFIG["processes"]
-    queued = ProcessRun.objects.filter(status=Status.QUEUED, trigger="manual")
+    queued = ProcessRun.objects.filter(status=Status.QUEUED, trigger=MANUAL)
     if requested_by is not None and queued.filter(requested_by=requested_by).count() >= limits["max_queued_per_user"]:
         raise RunsBusy(f"you have {limits['max_queued_per_user']} runs waiting already; wait for them to start")
     if queued.count() >= limits["max_queued"]:
@@ -121,8 +137,14 @@ def run_cancel(*, run: ProcessRun) -> ProcessRun:
     raise RunNotCancellable(f"run {run.process_id} has already finished ({run.status})")
 
 
-def run_claim_next() -> ProcessRun | None:
-    """Take the oldest queued run and mark it running (atomic, so two claimers never take the same run)."""
+def run_claim_next(
+    *, tick_number: int | None = None, impact_delay: int = 0, epoch: uuid.UUID | None = None
+) -> ProcessRun | None:
+    """Take the oldest queued run and mark it running (atomic, so two claimers never take the same run).
+
+    A run without a trigger tick (manual) is claimed at `tick_number`: it analyses that tick, and its impact
+    is due `impact_delay` ticks later.
+    """
     with transaction.atomic():
         queued = ProcessRun.objects.filter(status=Status.QUEUED).order_by("id")
         candidate = queued.select_for_update(skip_locked=True).first() if _locks_rows() else queued.first()
@@ -130,7 +152,12 @@ def run_claim_next() -> ProcessRun | None:
             return None
         candidate.status = Status.RUNNING
         candidate.start_time = timezone.now()
-        candidate.save(update_fields=["status", "start_time"])
+        fields = ["status", "start_time"]
+        if candidate.tick_number is None and tick_number is not None:
+            candidate.tick_number, candidate.impact_due_tick = tick_number, tick_number + impact_delay
+            candidate.epoch = epoch
+            fields += ["tick_number", "impact_due_tick", "epoch"]
+        candidate.save(update_fields=fields)
         return candidate
 
 
@@ -199,8 +226,90 @@ def run_applied(*, process_id: str, tick_number: int) -> None:
     ProcessRun.objects.filter(process_id=process_id).update(applied_at_tick=tick_number)
 
 
+def run_requeue(*, run: ProcessRun, reason: str) -> None:
+    """Put a run that was stopped before it finished back in the queue, with its trigger and due ticks."""
+    ProcessRun.objects.filter(pk=run.pk).update(status=Status.QUEUED, start_time=None, reason=reason)
+
+
+def run_abandon(*, run: ProcessRun, reason: str) -> ProcessRun:
+    """Give up a run that cannot be executed as it was asked for (its context is gone)."""
+    run.status, run.reason, run.end_time = Status.ABANDONED, reason, timezone.now()
+    run.save(update_fields=["status", "reason", "end_time"])
+    return run
+
+
 def runs_abandon_running() -> int:
     """Runs left `running` by a runner that died are abandoned (never re-run automatically)."""
     return ProcessRun.objects.filter(status=Status.RUNNING).update(
         status=Status.ABANDONED, end_time=timezone.now(), reason="the runner stopped while the run was running"
     )
+
+
+@dataclass
+class RunsResumed:
+    """What the runs of an engine resumed at a snapshot became: `inflight` are the rows between their trigger
+    (or claim) and their impact at the snapshot's tick, `rerun` those of them to execute again."""
+
+    inflight: list[ProcessRun] = field(default_factory=list)
+    rerun: list[ProcessRun] = field(default_factory=list)
+    superseded: int = 0
+    reclaimed: int = 0
+    abandoned: int = 0
+
+
+def runs_resume(*, epoch: uuid.UUID | None, tick_number: int, pending: list[dict]) -> RunsResumed:
+    """Make the runs agree with an engine resumed at tick `tick_number`, whose snapshot listed `pending`.
+
+    In one transaction: auto-triggered runs of later ticks (the regenerated ticks fire them again) are
+    superseded and their consolidations deleted; each pending run is kept (completed: its impact will be
+    queued again) or put back in the queue to run again on its own tick, or created if its row was lost;
+    manual runs claimed after the snapshot was taken go back to the queue, or stay in flight if completed;
+    auto-triggered runs of another engine run, and any other run left running, are abandoned.
+    """
+    mine = ProcessRun.objects.filter(epoch=epoch) if epoch is not None else ProcessRun.objects.none()
+    with transaction.atomic():
+        beyond = mine.filter(tick_number__gt=tick_number).exclude(trigger=MANUAL).exclude(status=Status.ABANDONED)
+        superseded = list(beyond.values_list("pk", flat=True))
+        MemoryConsolidation.objects.filter(run_id__in=superseded).delete()
+        ProcessRun.objects.filter(pk__in=superseded).update(
+            status=Status.ABANDONED, applied_at_tick=None, end_time=timezone.now(),
+            reason=f"{SUPERSEDED}: its tick comes after tick {tick_number}, where the engine resumed",
+        )
+        rows = [row for row in (_pending_row(mine, entry, epoch) for entry in pending) if row is not None]
+        kept = [row.pk for row in rows]
+        manual = mine.filter(trigger=MANUAL, tick_number__isnull=False).exclude(pk__in=kept)
+        # claimed after the snapshot's list was taken: hence at its tick or later, never applied by it
+        completed = manual.filter(status=Status.COMPLETED, consciousness_impact__isnull=False)
+        rows += list(completed.filter(tick_number__gte=tick_number))
+        reclaimed = manual.exclude(status__in=ProcessRun.FINISHED).update(
+            status=Status.QUEUED, tick_number=None, impact_due_tick=None, epoch=None, start_time=None
+        )
+        rerun = [row.pk for row in rows if not row.finished]
+        ProcessRun.objects.filter(pk__in=rerun).update(status=Status.QUEUED, start_time=None)
+        ProcessRun.objects.filter(pk__in=[row.pk for row in rows]).update(applied_at_tick=None)
+        foreign = ProcessRun.objects.filter(status=Status.QUEUED).exclude(trigger=MANUAL).exclude(epoch=epoch)
+        abandoned = foreign.update(
+            status=Status.ABANDONED, end_time=timezone.now(), reason="triggered in another engine run"
+        )
+        abandoned += runs_abandon_running()
+    for row in rows:
+        row.refresh_from_db()
+    return RunsResumed(
+        inflight=rows, rerun=[row for row in rows if row.pk in rerun], superseded=len(superseded),
+        reclaimed=reclaimed, abandoned=abandoned,
+    )
+
+
+def _pending_row(mine: models.QuerySet, entry: dict, epoch: uuid.UUID | None) -> ProcessRun | None:
+    """The row of a run the snapshot lists as pending; an auto-triggered one is created (queued) if it was
+    never written, a manual one is found by its id."""
+    if entry.get("run") is not None:
+        return mine.filter(pk=entry["run"]).first()
+    script, trigger, tick, due = entry["script"], entry["trigger"], int(entry["tick"]), int(entry["due"])
+    same = mine.filter(script=script, trigger=trigger, tick_number=tick).exclude(reason__startswith=SUPERSEDED)
+    row = same.order_by("id").first()
+    if row is None:
+        row = run_create(
+            script=script, trigger=trigger, wake=False, tick_number=tick, impact_due_tick=due, epoch=epoch
+        )
+    return row

@@ -11,6 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from consciousness.engine import MOODS
 
 CONDITIONS = ("every", "entropy_below", "mood", "scup_change")
+# processes.impact_delay: a run triggered at tick T applies its impact at tick T + delay, whatever its wall
+# time. At most 128 = the default history_window (256) less the 128 ticks of a run's context, so that a
+# run still pending at a snapshot can be re-run on its own context after a crash.
+IMPACT_DELAY_DEFAULT = 10
+IMPACT_DELAY_MAX = 128
 
 
 class TriggerRule(BaseModel):

@@ -33,6 +33,14 @@ def test_shipped_config_loads_with_the_seed_values():
     assert config["api"]["port"] == 8000
 
 
+def test_impact_delay_defaults_and_is_bounded_by_what_a_resume_can_rebuild():
+    assert config_parse({})["processes"]["impact_delay"] == 10
+    assert config_parse({"processes": {"impact_delay": 128}})["processes"]["impact_delay"] == 128
+    for bad in (0, 129, 2.5, "10", True):
+        with pytest.raises(ConfigError, match="processes.impact_delay"):
+            config_parse({"processes": {"impact_delay": bad}})
+
+
 def test_missing_sections_take_defaults():
     config = config_parse({})
     assert config["consciousness"]["tick_rate"] == 10

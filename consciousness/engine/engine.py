@@ -53,25 +53,43 @@ class Engine:
         self._state = result.state
         return result
 
-    def context(self, window: int = 128) -> dict:
-        """JSON-safe recent history for analysis processes: figures now, per-unit activity and series, oldest first."""
+    def context(self, window: int = 128, *, at: int | None = None) -> dict:
+        """JSON-safe recent history for analysis processes: figures now, per-unit activity and series, oldest first.
+
+        `at` asks for the context as it was at an earlier tick, rebuilt bit for bit from the history window
+        (ValueError unless its `window` ticks are all still held); the engine keeps no past moods, so such a
+        context has no "mood".
+        """
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise ValueError(f"window must be a positive integer, got {window!r}")
         window = min(window, self.cfg.history_window)
         s = self._state
-        recent = s.series[-window:]
-        return {
-            "tick_number": int(s.tick_number),
-            "scup": float(s.scup),
-            "entropy": float(s.entropy),
+        back = 0 if at is None else s.tick_number - at
+        if isinstance(at, bool) or (at is not None and not isinstance(at, int)) or back < 0:
+            raise ValueError(f"at must be a tick number up to {s.tick_number}, got {at!r}")
+        if back + window > self.cfg.history_window:
+            raise ValueError(f"the context of tick {at} is no longer held (history_window {self.cfg.history_window})")
+        end = len(s.series) - back
+        recent = s.series[end - window:end]
+        # the figures of an earlier tick are the last row of its series (the same float64 values)
+        figures = {name: float(recent[-1, i]) for i, name in enumerate(SERIES)} if back else {
+            name: float(getattr(s, name)) for name in SERIES
+        }
+        context = {
+            "tick_number": int(s.tick_number) - back,
+            "scup": figures["scup"],
+            "entropy": figures["entropy"],
             "mood": s.mood,
-            "neural_activity": float(s.neural_activity),
-            "consciousness_unity": float(s.consciousness_unity),
-            "memory_pressure": float(s.memory_pressure),
+            "neural_activity": figures["neural_activity"],
+            "consciousness_unity": figures["consciousness_unity"],
+            "memory_pressure": figures["memory_pressure"],
             "units": int(self.cfg.units),
-            "activity": s.history[-window:].tolist(),
+            "activity": s.history[end - window:end].tolist(),
             "series": {name: recent[:, i].tolist() for i, name in enumerate(SERIES)},
         }
+        if back:
+            del context["mood"]
+        return context
 
     def snapshot(self) -> dict:
         """The full state as plain JSON-safe data: seed, generator states, network and state, with a version."""

@@ -102,11 +102,11 @@ def test_malformed_json_is_a_json_400(api):
 
 def test_cancel_a_queued_run_then_cancelling_again_is_a_conflict(api):
     run = api.post("/api/runs/", {"script": "chaos_engine"}, format="json").json()
-    cancelled = api.post(f"/api/runs/{run['id']}/cancel/", format="json")
+    cancelled = api.post(f"/api/runs/{run['id']}/cancel/", {}, format="json")
     assert cancelled.status_code == 202 and cancelled.json()["status"] == "cancelled"
-    again = api.post(f"/api/runs/{run['id']}/cancel/", format="json")
+    again = api.post(f"/api/runs/{run['id']}/cancel/", {}, format="json")
     assert again.status_code == 409 and "already finished" in again.json()["error"]
-    assert api.post("/api/runs/999999/cancel/", format="json").status_code == 404
+    assert api.post("/api/runs/999999/cancel/", {}, format="json").status_code == 404
 
 
 def test_runs_filter_by_script_status_and_trigger(api):

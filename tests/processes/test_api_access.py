@@ -64,11 +64,11 @@ def test_a_user_cancels_only_runs_they_may_manage(settings):
     bob, _ = token_client("bob", "add_processrun")
     boss, _ = token_client("boss", "add_processrun", "cancel_any_run")
     run = post_run(ada).json()["id"]
-    assert bob.post(f"/api/runs/{run}/cancel/", format="json").status_code == 403
+    assert bob.post(f"/api/runs/{run}/cancel/", {}, format="json").status_code == 403
     assert ProcessRun.objects.get(pk=run).status == "queued"
-    assert ada.post(f"/api/runs/{run}/cancel/", format="json").status_code == 202
+    assert ada.post(f"/api/runs/{run}/cancel/", {}, format="json").status_code == 202
     other = post_run(ada).json()["id"]
-    assert boss.post(f"/api/runs/{other}/cancel/", format="json").status_code == 202
+    assert boss.post(f"/api/runs/{other}/cancel/", {}, format="json").status_code == 202
 
 
 def test_queued_runs_are_bounded_per_user_and_overall_with_retry_after(settings):

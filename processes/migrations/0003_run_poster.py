@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('processes', '0001_initial'),
+        ('processes', '0002_run_impact_due_tick_and_epoch'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
