@@ -5,6 +5,7 @@ The equations are in the README's model section; network.py holds the network's 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import replace
 
@@ -15,19 +16,19 @@ from .config import NOISE_MAX, NOISE_MIN, EngineConfig
 from .events import SPIKE_RISE, EntropySpike, MemoryWritten, MoodChanged
 from .inputs import STIMULUS_KINDS, StepInputs
 from .measures import (
-    covariance_of_sums,
-    recurrent_share,
+    active_rate,
+    covariances_of_sums,
     higuchi_pooled,
     increment_sums,
     mean_abs_correlation,
-    spectral_spread,
-    active_rate,
+    rates_entropy,
+    recurrent_share,
     renormalise,
-    shannon_entropy_normalized,
+    spectral_spread,
     synchrony,
 )
 from .mood import AROUSAL, CHAOTIC_ABOVE, DORMANT_BELOW, mood_next
-from .network import network_step, network_tangent, rates_of
+from .network import network_advance, rates_of
 from .state import SERIES, EngineState, Network, StepResult, frozen
 from .tick import tick_of
 
@@ -52,6 +53,9 @@ HIGUCHI_KMAX = 10
 _SERIES_INDEX = {name: i for i, name in enumerate(SERIES)}
 _ACTIVITY_COLUMN = _SERIES_INDEX["neural_activity"]
 _KS = np.arange(1, HIGUCHI_KMAX + 1)
+# rows of the series gathered for the running increment sums: y[-k] for k = 1..kmax, then y[0], y[k]
+_INCREMENT_ROWS = np.concatenate((-_KS, [0], _KS))
+_ADD_REMOVE = np.array((1.0, -1.0))[:, None]  # signs of the row entering and the row leaving a window
 
 
 def _sums_of(history: np.ndarray, unity_window: int) -> np.ndarray:
@@ -69,11 +73,25 @@ def _sums_of(history: np.ndarray, unity_window: int) -> np.ndarray:
 def _sums_slid(sums: np.ndarray, added: np.ndarray, removed: np.ndarray) -> np.ndarray:
     """The window sums after the rates `added` enter both windows and the rows `removed` (2, units) leave
     the history and the unity window respectively."""
-    a, r = added - 0.5, removed - 0.5
-    out = sums.copy()
-    out[:, 0] += a - r
-    out[:, 1:] += a[:, None] * a[None, :] - r[:, :, None] * r[:, None, :]
-    return out
+    # per window w, [1, a] outer a - [1, r_w] outer r_w: the row sum (row 0) and the outer products (rows 1..)
+    # at once, as one batched rank-2 product
+    rows = np.empty((2, 2, added.shape[0] + 1))
+    rows[:, :, 0] = 1.0
+    np.subtract(added, 0.5, out=rows[:, 0, 1:])
+    np.subtract(removed, 0.5, out=rows[:, 1, 1:])
+    return sums + rows.transpose(0, 2, 1) @ (rows[:, :, 1:] * _ADD_REMOVE)
+
+
+@functools.cache
+def _ones(size: int) -> np.ndarray:
+    """A read-only vector of ones: a dot with it sums an array in one BLAS call, cheaper than .sum()."""
+    return frozen(np.ones(size))
+
+
+@functools.cache
+def _window_counts(cfg: EngineConfig) -> np.ndarray:
+    """The lengths of the two windows the sums cover: the history and the unity window."""
+    return frozen(np.array((cfg.history_window, cfg.unity_window), dtype=np.float64))
 
 
 def initial_state(cfg: EngineConfig, network: Network, construction: Generator, dynamics: Generator, moods: Generator) -> EngineState:
@@ -153,7 +171,7 @@ def step(
 
     # stimuli leave decaying traces, so a click is felt for about a second, not one tick
     fade = half_life_factor(cfg.stimulus_half_life)
-    received = [float(level) * fade for level in state.stimulus_levels]
+    received = [level * fade for level in state.stimulus_levels.tolist()]
     for stimulus in inputs.stimuli:
         received[STIMULUS_KINDS.index(stimulus.kind)] += stimulus.intensity
     excite, calm, chaos, focus = (min(level, STIMULUS_LEVEL_MAX) for level in received)
@@ -168,11 +186,12 @@ def step(
     noise = (math.exp(state.log_noise) / (1.0 + FOCUS_QUIET * focus)) * private
 
     # Benettin: carry the tangent vector through this step's Jacobian, renormalise, keep the log growth
-    tangent, log_growth = renormalise(network_tangent(network, state.currents, state.tangent, gain=gain, leak=cfg.leak))
+    currents, recurrent, pushed = network_advance(
+        network, state.currents, state.tangent, gain=gain, common=common, noise=noise, leak=cfg.leak
+    )
+    tangent, log_growth = renormalise(pushed)
     lyapunov_logs = np.concatenate((state.lyapunov_logs[1:], (log_growth,)))
-    lyapunov = float(lyapunov_logs.sum()) / cfg.lyapunov_window
-
-    currents, recurrent = network_step(network, state.currents, gain=gain, common=common, noise=noise, leak=cfg.leak)
+    lyapunov = float(lyapunov_logs @ _ones(cfg.lyapunov_window)) / cfg.lyapunov_window
     activity = rates_of(currents)
 
     # window sums: add the new row, drop the one leaving; recomputed exactly once a window against drift
@@ -182,23 +201,24 @@ def step(
     else:
         window_sums = _sums_slid(state.window_sums, activity, state.history[[0, -cfg.unity_window]])
 
-    # figures of the network
-    neural_activity = float(activity.sum()) / n
-    entropy = shannon_entropy_normalized(activity, cfg.entropy_bins)
+    # figures of the network: both windows' covariances in one pass
+    neural_activity = float(activity @ _ones(n)) / n
+    entropy = rates_entropy(activity, cfg.entropy_bins)
     firing_rate = cfg.max_firing_rate * active_rate(activity)
-    connectivity = mean_abs_correlation(covariance_of_sums(window_sums[0, 0], window_sums[0, 1:], cfg.history_window))
-    recent = covariance_of_sums(window_sums[1, 0], window_sums[1, 1:], cfg.unity_window)
-    unity, multi_state = synchrony(recent), spectral_spread(recent)
+    covariances = covariances_of_sums(window_sums, _window_counts(cfg))
+    connectivity = mean_abs_correlation(covariances[0])
+    unity, multi_state = synchrony(covariances[1]), spectral_spread(covariances[1])
     entanglement = recurrent_share(recurrent, common, noise)
 
     # memory: traces fade; novel patterns (or, failing that, a periodic sample) are written over the weakest slot
     relief = 1.0
     for impact in inputs.impacts:
         relief *= 1.0 - impact.memory_relief
-    strengths = state.memory_strengths * half_life_factor(cfg.memory_half_life) * relief
+    strengths = state.memory_strengths * (half_life_factor(cfg.memory_half_life) * relief)
     traces = state.memory_traces
     if state.memory_last >= 0:
-        novelty = float(np.sqrt(np.mean((activity - traces[state.memory_last]) ** 2)))
+        gap = activity - traces[state.memory_last]
+        novelty = math.sqrt(float(gap @ gap) / n)
     else:
         novelty = math.inf
     memory_last, memory_age = state.memory_last, state.memory_age + 1
@@ -211,7 +231,7 @@ def step(
         strengths[memory_last] = 1.0
         memory_age = 0
         events.append(MemoryWritten(tick_number, memory_last, novelty if math.isfinite(novelty) else 1.0))
-    memory_pressure = float(min(strengths.sum() / cfg.memory_capacity, 1.0))
+    memory_pressure = min(float(strengths @ _ones(cfg.memory_capacity)) / cfg.memory_capacity, 1.0)
 
     # entropy homeostat: the noise creeps in the direction that brings entropy to its target (noise spreads
     # the rates of an ordered network; it cannot undo chaos, so the chaos stimulus still raises entropy)
@@ -229,18 +249,18 @@ def step(
     scup = min(max(scup_formula + scup_impact, 0.0), 100.0)
 
     # fractal dimension of the neural_activity series over the history window, from running increment sums
-    y = state.series[:, _ACTIVITY_COLUMN]
-    row = np.empty(len(SERIES))
-    row[_SERIES_INDEX["scup"]] = scup
-    row[_SERIES_INDEX["entropy"]] = entropy
-    row[_ACTIVITY_COLUMN] = neural_activity
-    row[_SERIES_INDEX["consciousness_unity"]] = unity
-    row[_SERIES_INDEX["memory_pressure"]] = memory_pressure
-    series = np.concatenate((state.series[1:], row[None, :]), axis=0)
+    figures = {"scup": scup, "entropy": entropy, "neural_activity": neural_activity,
+               "consciousness_unity": unity, "memory_pressure": memory_pressure, "multi_state": multi_state}
+    series = np.concatenate((state.series[1:], np.array([[figures[name] for name in SERIES]])), axis=0)
     if tick_number % cfg.history_window == 0:
         increments = increment_sums(series[:, _ACTIVITY_COLUMN], HIGUCHI_KMAX)
     else:
-        increments = state.increment_sums + np.abs(neural_activity - y[-_KS]) - np.abs(y[_KS] - y[0])
+        # the pairs (y[-k], new) enter, the pairs (y[0], y[k]) leave: one gather, one subtraction, one abs
+        gaps = state.series[_INCREMENT_ROWS, _ACTIVITY_COLUMN]
+        gaps[:HIGUCHI_KMAX] -= neural_activity
+        gaps[HIGUCHI_KMAX:] -= gaps[HIGUCHI_KMAX]
+        np.abs(gaps, out=gaps)
+        increments = state.increment_sums + (gaps[:HIGUCHI_KMAX] - gaps[HIGUCHI_KMAX + 1 :])
     fractal_dim = higuchi_pooled(increments, cfg.history_window)
 
     # mood

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # columns of EngineState.series, the per-tick scalar history handed to analysis processes
-SERIES = ("scup", "entropy", "neural_activity", "consciousness_unity", "memory_pressure")
+SERIES = ("scup", "entropy", "neural_activity", "consciousness_unity", "memory_pressure", "multi_state")
 
 
 @dataclass(frozen=True)
