@@ -206,7 +206,7 @@ def _state_load(raw: dict, cfg: EngineConfig) -> EngineState:
         "tangent": (n,),
         "lyapunov_logs": (cfg.lyapunov_window,),
         "history": (window, n),
-        "window_sums": (2, n + 1, n),
+        "window_sums": (2, n + 2, n + 1),
         "increment_sums": (HIGUCHI_KMAX,),
         "series": (window, len(SERIES)),
         "stimulus_levels": (len(STIMULUS_KINDS),),

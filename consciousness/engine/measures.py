@@ -133,6 +133,20 @@ def spectral_spread(cov: np.ndarray) -> float:
     return float(min(math.log(ratio) / math.log(n - 1), 1.0))
 
 
+def common_mode_figures(residual: np.ndarray, mean_variance: float) -> tuple[float, float]:
+    """(synchrony, spectral_spread) of a covariance C given as P C P, its part without the population-mean
+    mode (the covariance of the rates less each tick's population mean), and var(M), the variance of the
+    population mean: tr C = tr PCP + N var(M) and 1'C1 = N^2 var(M), so neither needs C itself."""
+    n = residual.shape[0]
+    trace = float(residual.trace())
+    common = n * max(mean_variance, 0.0)
+    unity = 0.0 if (trace + common) / n <= _FLAT else float(min(max(common / (trace + common), 0.0), 1.0))
+    squares = float(np.vdot(residual, residual))
+    if n < 3 or trace <= _FLAT or squares <= _FLAT * _FLAT or trace * trace <= squares:
+        return unity, 0.0
+    return unity, float(min(math.log(trace * trace / squares) / math.log(n - 1), 1.0))
+
+
 def half_coherence(cov: np.ndarray) -> float:
     """|Pearson correlation| between the mean activity of the first and the second half of the units."""
     half = cov.shape[0] // 2

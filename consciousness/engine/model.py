@@ -5,7 +5,6 @@ The equations are in the README's model section; network.py holds the network's 
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import replace
 
@@ -15,22 +14,12 @@ from numpy.random import Generator
 from .config import NOISE_MAX, NOISE_MIN, EngineConfig
 from .events import SPIKE_RISE, EntropySpike, MemoryWritten, MoodChanged
 from .inputs import STIMULUS_KINDS, StepInputs
-from .measures import (
-    active_rate,
-    covariances_of_sums,
-    higuchi_pooled,
-    increment_sums,
-    mean_abs_correlation,
-    rates_entropy,
-    recurrent_share,
-    renormalise,
-    spectral_spread,
-    synchrony,
-)
+from .measures import active_rate, higuchi_pooled, increment_sums, rates_entropy, recurrent_share, renormalise
 from .mood import AROUSAL, CHAOTIC_ABOVE, DORMANT_BELOW, mood_next
 from .network import network_advance, rates_of
 from .state import SERIES, EngineState, Network, StepResult, frozen
 from .tick import tick_of
+from .window import ones, sums_of, sums_slid, window_figures_of_sums
 
 # stimuli: each kind leaves a trace that decays with stimulus_half_life; these scale its effect
 EXCITE_DRIVE = 0.25  # common input per unit of excite trace
@@ -55,45 +44,6 @@ _ACTIVITY_COLUMN = _SERIES_INDEX["neural_activity"]
 _KS = np.arange(1, HIGUCHI_KMAX + 1)
 # rows of the series gathered for the running increment sums: y[-k] for k = 1..kmax, then y[0], y[k]
 _INCREMENT_ROWS = np.concatenate((-_KS, [0], _KS))
-_ADD_REMOVE = np.array((1.0, -1.0))[:, None]  # signs of the row entering and the row leaving a window
-
-
-def _sums_of(history: np.ndarray, unity_window: int) -> np.ndarray:
-    """The window sums of a history buffer, computed from scratch."""
-    centred = history - 0.5
-    recent = centred[-unity_window:]
-    return np.stack(
-        (
-            np.vstack((centred.sum(axis=0), centred.T @ centred)),
-            np.vstack((recent.sum(axis=0), recent.T @ recent)),
-        )
-    )
-
-
-def _sums_slid(sums: np.ndarray, added: np.ndarray, removed: np.ndarray) -> np.ndarray:
-    """The window sums after the rates `added` enter both windows and the rows `removed` (2, units) leave
-    the history and the unity window respectively."""
-    # per window w, [1, a] outer a - [1, r_w] outer r_w: the row sum (row 0) and the outer products (rows 1..)
-    # at once, as one batched rank-2 product
-    rows = np.empty((2, 2, added.shape[0] + 1))
-    rows[:, :, 0] = 1.0
-    np.subtract(added, 0.5, out=rows[:, 0, 1:])
-    np.subtract(removed, 0.5, out=rows[:, 1, 1:])
-    return sums + rows.transpose(0, 2, 1) @ (rows[:, :, 1:] * _ADD_REMOVE)
-
-
-@functools.cache
-def _ones(size: int) -> np.ndarray:
-    """A read-only vector of ones: a dot with it sums an array in one BLAS call, cheaper than .sum()."""
-    return frozen(np.ones(size))
-
-
-@functools.cache
-def _window_counts(cfg: EngineConfig) -> np.ndarray:
-    """The lengths of the two windows the sums cover: the history and the unity window."""
-    return frozen(np.array((cfg.history_window, cfg.unity_window), dtype=np.float64))
-
-
 def initial_state(cfg: EngineConfig, network: Network, construction: Generator, dynamics: Generator, moods: Generator) -> EngineState:
     """Run the burn-in from a random start so buffers are full and figures meaningful at tick 0."""
     n, window = cfg.units, cfg.history_window
@@ -110,7 +60,7 @@ def initial_state(cfg: EngineConfig, network: Network, construction: Generator, 
         lyapunov_logs=frozen(np.zeros(cfg.lyapunov_window)),
         history=frozen(history),
         series=frozen(np.zeros((window, len(SERIES)))),
-        window_sums=frozen(_sums_of(history, cfg.unity_window)),
+        window_sums=frozen(sums_of(history, cfg.unity_window)),
         increment_sums=frozen(np.zeros(HIGUCHI_KMAX)),
         log_noise=math.log(cfg.noise),
         stimulus_levels=frozen(np.zeros(len(STIMULUS_KINDS))),
@@ -191,23 +141,22 @@ def step(
     )
     tangent, log_growth = renormalise(pushed)
     lyapunov_logs = np.concatenate((state.lyapunov_logs[1:], (log_growth,)))
-    lyapunov = float(lyapunov_logs @ _ones(cfg.lyapunov_window)) / cfg.lyapunov_window
+    lyapunov = float(lyapunov_logs @ ones(cfg.lyapunov_window)) / cfg.lyapunov_window
     activity = rates_of(currents)
 
-    # window sums: add the new row, drop the one leaving; recomputed exactly once a window against drift
+    # window sums: add the new row, drop the ones leaving; recomputed exactly once a window against drift
+    neural_activity = float(activity @ ones(n)) / n
     history = np.concatenate((state.history[1:], activity[None, :]), axis=0)
     if tick_number % cfg.history_window == 0:
-        window_sums = _sums_of(history, cfg.unity_window)
+        window_sums = sums_of(history, cfg.unity_window)
     else:
-        window_sums = _sums_slid(state.window_sums, activity, state.history[[0, -cfg.unity_window]])
+        leaving = state.history[[0, -cfg.unity_window]]
+        window_sums = sums_slid(state.window_sums, activity, neural_activity, leaving)
 
-    # figures of the network: both windows' covariances in one pass
-    neural_activity = float(activity @ _ones(n)) / n
+    # figures of the network
     entropy = rates_entropy(activity, cfg.entropy_bins)
     firing_rate = cfg.max_firing_rate * active_rate(activity)
-    covariances = covariances_of_sums(window_sums, _window_counts(cfg))
-    connectivity = mean_abs_correlation(covariances[0])
-    unity, multi_state = synchrony(covariances[1]), spectral_spread(covariances[1])
+    connectivity, unity, multi_state = window_figures_of_sums(window_sums, cfg.history_window, cfg.unity_window)
     entanglement = recurrent_share(recurrent, common, noise)
 
     # memory: traces fade; novel patterns (or, failing that, a periodic sample) are written over the weakest slot
@@ -231,7 +180,7 @@ def step(
         strengths[memory_last] = 1.0
         memory_age = 0
         events.append(MemoryWritten(tick_number, memory_last, novelty if math.isfinite(novelty) else 1.0))
-    memory_pressure = min(float(strengths @ _ones(cfg.memory_capacity)) / cfg.memory_capacity, 1.0)
+    memory_pressure = min(float(strengths @ ones(cfg.memory_capacity)) / cfg.memory_capacity, 1.0)
 
     # entropy homeostat: the noise creeps in the direction that brings entropy to its target (noise spreads
     # the rates of an ordered network; it cannot undo chaos, so the chaos stimulus still raises entropy)
