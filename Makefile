@@ -8,11 +8,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/test)
 TEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/0)
 
-<<<<<<< HEAD
-.PHONY: venv migrate run test lint test-embedded test-scaled bench bench-workers clean
-=======
-.PHONY: venv migrate run test test-embedded test-scaled test-browser bench bench-workers assets screenshot clean
->>>>>>> client
+.PHONY: venv migrate run test lint test-embedded test-scaled test-browser bench bench-workers assets screenshot clean
 
 $(BIN)/.installed: requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
