@@ -66,6 +66,7 @@ def make_request(activity: np.ndarray, *, parameters: dict | None = None, patter
                 "neural_activity": activity.mean(axis=1).tolist(),
                 "consciousness_unity": np.linspace(0.2, 0.35, ticks).tolist(),
                 "memory_pressure": np.linspace(0.1, 0.4, ticks).tolist(),
+                "multi_state": np.linspace(0.6, 0.4, ticks).tolist(),
             },
         },
         "patterns": patterns or [],
