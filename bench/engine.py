@@ -20,6 +20,7 @@ HEADLESS_TICKS = 20_000
 
 
 def run_engine(ticks: int = 5000) -> dict:
+    load_before = os.getloadavg()[0]
     engine = Engine(EngineConfig.from_mapping({"seed": 7}))
     costs = np.empty(ticks)
     for i in range(ticks):
@@ -36,6 +37,8 @@ def run_engine(ticks: int = 5000) -> dict:
         "snapshot_kib": len(snapshot) / 1024,
         "snapshot_ms": snapshot_s * 1000,
         **run_headless(HEADLESS_TICKS),
+        # the machine is shared: the figures mean little without the load they were taken under
+        "load_average": (load_before, os.getloadavg()[0]),
     }
 
 
@@ -69,6 +72,7 @@ def print_engine(result: dict) -> None:
     )
     print(
         f"engine  headless `manage.py {result['headless_command']}` on SQLite: {result['headless_ticks']} ticks persisted "
-        f"in {result['headless_s']:.2f} s = {result['headless_rate']:.0f} ticks/s",
+        f"in {result['headless_s']:.2f} s = {result['headless_rate']:.0f} ticks/s "
+        f"(load average {result['load_average'][0]:.2f} before, {result['load_average'][1]:.2f} after)",
         flush=True,
     )

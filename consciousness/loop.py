@@ -12,6 +12,10 @@ from consciousness.metrics import STEP_SECONDS, TICK_LATENESS
 
 logger = logging.getLogger(__name__)
 
+# unthrottled, the loop hands the event loop a turn this often rather than after every tick: a turn costs about
+# as much as a tick's sinks, and the server, the sinks' tasks and the signal handlers need no more than this
+UNTHROTTLED_YIELD_S = 0.002
+
 Sink = Callable[[StepResult], Awaitable[None]]
 InputSource = Callable[[float], StepInputs]
 
@@ -82,7 +86,7 @@ class TickLoop:
 
     async def run(self) -> int:
         """Tick until stopped or a limit is reached; returns the number of ticks done."""
-        next_at = self.clock()
+        next_at = yielded_at = self.clock()
         while not self.finished():
             TICK_LATENESS.observe(max(0.0, self.clock() - next_at))
             timestamp = self.wallclock()
@@ -98,7 +102,9 @@ class TickLoop:
             if self.period == 0.0:
                 if self.finished():
                     break
-                await self._wait(0.0)  # unthrottled: still let the server and the sinks' tasks run
+                if self.clock() - yielded_at >= UNTHROTTLED_YIELD_S:
+                    await self._wait(0.0)  # unthrottled: still let the server and the sinks' tasks run
+                    yielded_at = self.clock()
                 continue
             next_at += self.period
             now = self.clock()

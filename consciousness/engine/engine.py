@@ -18,7 +18,7 @@ from .network import build_network
 from .mood import MOODS
 from .state import SERIES, EngineState, Network, StepResult, frozen
 
-SNAPSHOT_VERSION = 2  # 2: the rate network of issue 10 (currents, tangent, window sums)
+SNAPSHOT_VERSION = 3  # 2: the rate network of issue 10 (currents, tangent, window sums); 3: multi_state series
 STREAMS = ("construction", "dynamics", "mood")  # SeedSequence children, in spawn order
 # the shape of the model: a snapshot only fits a configuration that agrees on these
 STRUCTURE = ("units", "history_window", "unity_window", "lyapunov_window", "memory_capacity")
@@ -224,7 +224,7 @@ def _state_load(raw: dict, cfg: EngineConfig) -> EngineState:
         "tangent": (n,),
         "lyapunov_logs": (cfg.lyapunov_window,),
         "history": (window, n),
-        "window_sums": (2, n + 1, n),
+        "window_sums": (2, n + 2, n + 1),
         "increment_sums": (HIGUCHI_KMAX,),
         "series": (window, len(SERIES)),
         "stimulus_levels": (len(STIMULUS_KINDS),),

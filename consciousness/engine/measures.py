@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 _FLAT = 1e-12  # below this a variance or a distance counts as zero
+_FLAT_STD = math.sqrt(_FLAT)
 
 
 def shannon_entropy_normalized(values: np.ndarray, bins: int) -> float:
@@ -23,11 +24,16 @@ def shannon_entropy_normalized(values: np.ndarray, bins: int) -> float:
     x = np.asarray(values, dtype=np.float64).ravel()
     if x.size == 0:
         return 0.0
-    # bincount over clipped indices: same as np.histogram on [0, 1] (last bin closed) and much cheaper
-    idx = (np.clip(x, 0.0, 1.0) * bins).astype(np.intp)
+    return rates_entropy(np.minimum(np.maximum(x, 0.0), 1.0), bins)
+
+
+def rates_entropy(rates: np.ndarray, bins: int) -> float:
+    """`shannon_entropy_normalized` of a non-empty 1-D array already in [0, 1] (the engine's rates)."""
+    # bincount over bin indices: same as np.histogram on [0, 1] (last bin closed) and much cheaper
+    idx = (rates * bins).astype(np.intp)
     np.minimum(idx, bins - 1, out=idx)
     counts = np.bincount(idx, minlength=bins)
-    p = counts[counts > 0] * (1.0 / x.size)
+    p = counts[counts > 0] * (1.0 / rates.size)
     return float(-np.dot(p, np.log(p)) / math.log(bins))
 
 
@@ -43,7 +49,16 @@ def window_sums(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def covariance_of_sums(s1: np.ndarray, s2: np.ndarray, count: int) -> np.ndarray:
     """Population covariance (divided by `count`) of the units from their running sums."""
     mean = s1 / count
-    return s2 / count - np.outer(mean, mean)
+    return s2 / count - mean[:, None] * mean[None, :]
+
+
+def covariances_of_sums(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """`covariance_of_sums` of k windows at once: sums (k, units + 1, units) holding each window's sum of rows
+    (row 0) and sum of outer products (rows 1..), counts (k,) their lengths; returns (k, units, units)."""
+    mean = sums[:, 0] / counts[:, None]
+    cov = sums[:, 1:] / counts[:, None, None]
+    cov -= mean[:, :, None] * mean[:, None, :]
+    return cov
 
 
 def covariance(samples: np.ndarray) -> np.ndarray:
@@ -80,9 +95,9 @@ def mean_abs_correlation(cov: np.ndarray) -> float:
     n = cov.shape[0]
     if n < 2:
         return 0.0
-    std = np.sqrt(np.clip(np.diagonal(cov), 0.0, None))
-    live = std > math.sqrt(_FLAT)
-    inv = np.where(live, 1.0 / np.where(live, std, 1.0), 0.0)
+    std = np.sqrt(np.maximum(cov.diagonal(), 0.0))
+    live = std > _FLAT_STD
+    inv = np.divide(1.0, std, out=np.zeros(n), where=live)
     total = float(inv @ np.abs(cov) @ inv) - float(np.count_nonzero(live))  # the diagonal adds 1 per live unit
     return float(min(max(total / (n * (n - 1)), 0.0), 1.0))
 
@@ -90,7 +105,7 @@ def mean_abs_correlation(cov: np.ndarray) -> float:
 def synchrony(cov: np.ndarray) -> float:
     """Golomb's synchrony chi^2: variance of the population mean over the mean variance of the units, 0..1."""
     n = cov.shape[0]
-    mean_var = float(np.trace(cov)) / n
+    mean_var = float(cov.trace()) / n
     if mean_var <= _FLAT:
         return 0.0
     return float(min(max(float(cov.sum()) / (n * n * mean_var), 0.0), 1.0))
@@ -98,7 +113,7 @@ def synchrony(cov: np.ndarray) -> float:
 
 def participation_ratio(cov: np.ndarray) -> float:
     """Participation ratio (tr C)^2 / tr C^2 of a covariance: the number of modes in use, 1..N (0 when flat)."""
-    total = float(np.trace(cov))
+    total = float(cov.trace())
     squares = float(np.vdot(cov, cov))  # = sum of squared eigenvalues, C symmetric
     if total <= _FLAT or squares <= _FLAT * _FLAT:
         return 0.0
@@ -116,6 +131,20 @@ def spectral_spread(cov: np.ndarray) -> float:
     if ratio <= 1.0 or n < 3:
         return 0.0
     return float(min(math.log(ratio) / math.log(n - 1), 1.0))
+
+
+def common_mode_figures(residual: np.ndarray, mean_variance: float) -> tuple[float, float]:
+    """(synchrony, spectral_spread) of a covariance C given as P C P, its part without the population-mean
+    mode (the covariance of the rates less each tick's population mean), and var(M), the variance of the
+    population mean: tr C = tr PCP + N var(M) and 1'C1 = N^2 var(M), so neither needs C itself."""
+    n = residual.shape[0]
+    trace = float(residual.trace())
+    common = n * max(mean_variance, 0.0)
+    unity = 0.0 if (trace + common) / n <= _FLAT else float(min(max(common / (trace + common), 0.0), 1.0))
+    squares = float(np.vdot(residual, residual))
+    if n < 3 or trace <= _FLAT or squares <= _FLAT * _FLAT or trace * trace <= squares:
+        return unity, 0.0
+    return unity, float(min(math.log(trace * trace / squares) / math.log(n - 1), 1.0))
 
 
 def half_coherence(cov: np.ndarray) -> float:

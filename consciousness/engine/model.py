@@ -14,22 +14,12 @@ from numpy.random import Generator
 from .config import NOISE_MAX, NOISE_MIN, EngineConfig
 from .events import SPIKE_RISE, EntropySpike, MemoryWritten, MoodChanged
 from .inputs import STIMULUS_KINDS, StepInputs
-from .measures import (
-    covariance_of_sums,
-    recurrent_share,
-    higuchi_pooled,
-    increment_sums,
-    mean_abs_correlation,
-    spectral_spread,
-    active_rate,
-    renormalise,
-    shannon_entropy_normalized,
-    synchrony,
-)
+from .measures import active_rate, higuchi_pooled, increment_sums, rates_entropy, recurrent_share, renormalise
 from .mood import AROUSAL, CHAOTIC_ABOVE, DORMANT_BELOW, mood_next
-from .network import network_step, network_tangent, rates_of
+from .network import network_advance, rates_of
 from .state import SERIES, EngineState, Network, StepResult, frozen
 from .tick import tick_of
+from .window import ones, sums_of, sums_slid, window_figures_of_sums
 
 # stimuli: each kind leaves a trace that decays with stimulus_half_life; these scale its effect
 EXCITE_DRIVE = 0.25  # common input per unit of excite trace
@@ -52,30 +42,8 @@ HIGUCHI_KMAX = 10
 _SERIES_INDEX = {name: i for i, name in enumerate(SERIES)}
 _ACTIVITY_COLUMN = _SERIES_INDEX["neural_activity"]
 _KS = np.arange(1, HIGUCHI_KMAX + 1)
-
-
-def _sums_of(history: np.ndarray, unity_window: int) -> np.ndarray:
-    """The window sums of a history buffer, computed from scratch."""
-    centred = history - 0.5
-    recent = centred[-unity_window:]
-    return np.stack(
-        (
-            np.vstack((centred.sum(axis=0), centred.T @ centred)),
-            np.vstack((recent.sum(axis=0), recent.T @ recent)),
-        )
-    )
-
-
-def _sums_slid(sums: np.ndarray, added: np.ndarray, removed: np.ndarray) -> np.ndarray:
-    """The window sums after the rates `added` enter both windows and the rows `removed` (2, units) leave
-    the history and the unity window respectively."""
-    a, r = added - 0.5, removed - 0.5
-    out = sums.copy()
-    out[:, 0] += a - r
-    out[:, 1:] += a[:, None] * a[None, :] - r[:, :, None] * r[:, None, :]
-    return out
-
-
+# rows of the series gathered for the running increment sums: y[-k] for k = 1..kmax, then y[0], y[k]
+_INCREMENT_ROWS = np.concatenate((-_KS, [0], _KS))
 def initial_state(cfg: EngineConfig, network: Network, construction: Generator, dynamics: Generator, moods: Generator) -> EngineState:
     """Run the burn-in from a random start so buffers are full and figures meaningful at tick 0."""
     n, window = cfg.units, cfg.history_window
@@ -92,7 +60,7 @@ def initial_state(cfg: EngineConfig, network: Network, construction: Generator, 
         lyapunov_logs=frozen(np.zeros(cfg.lyapunov_window)),
         history=frozen(history),
         series=frozen(np.zeros((window, len(SERIES)))),
-        window_sums=frozen(_sums_of(history, cfg.unity_window)),
+        window_sums=frozen(sums_of(history, cfg.unity_window)),
         increment_sums=frozen(np.zeros(HIGUCHI_KMAX)),
         log_noise=math.log(cfg.noise),
         stimulus_levels=frozen(np.zeros(len(STIMULUS_KINDS))),
@@ -153,7 +121,7 @@ def step(
 
     # stimuli leave decaying traces, so a click is felt for about a second, not one tick
     fade = half_life_factor(cfg.stimulus_half_life)
-    received = [float(level) * fade for level in state.stimulus_levels]
+    received = [level * fade for level in state.stimulus_levels.tolist()]
     for stimulus in inputs.stimuli:
         received[STIMULUS_KINDS.index(stimulus.kind)] += stimulus.intensity
     excite, calm, chaos, focus = (min(level, STIMULUS_LEVEL_MAX) for level in received)
@@ -168,37 +136,38 @@ def step(
     noise = (math.exp(state.log_noise) / (1.0 + FOCUS_QUIET * focus)) * private
 
     # Benettin: carry the tangent vector through this step's Jacobian, renormalise, keep the log growth
-    tangent, log_growth = renormalise(network_tangent(network, state.currents, state.tangent, gain=gain, leak=cfg.leak))
+    currents, recurrent, pushed = network_advance(
+        network, state.currents, state.tangent, gain=gain, common=common, noise=noise, leak=cfg.leak
+    )
+    tangent, log_growth = renormalise(pushed)
     lyapunov_logs = np.concatenate((state.lyapunov_logs[1:], (log_growth,)))
-    lyapunov = float(lyapunov_logs.sum()) / cfg.lyapunov_window
-
-    currents, recurrent = network_step(network, state.currents, gain=gain, common=common, noise=noise, leak=cfg.leak)
+    lyapunov = float(lyapunov_logs @ ones(cfg.lyapunov_window)) / cfg.lyapunov_window
     activity = rates_of(currents)
 
-    # window sums: add the new row, drop the one leaving; recomputed exactly once a window against drift
+    # window sums: add the new row, drop the ones leaving; recomputed exactly once a window against drift
+    neural_activity = float(activity @ ones(n)) / n
     history = np.concatenate((state.history[1:], activity[None, :]), axis=0)
     if tick_number % cfg.history_window == 0:
-        window_sums = _sums_of(history, cfg.unity_window)
+        window_sums = sums_of(history, cfg.unity_window)
     else:
-        window_sums = _sums_slid(state.window_sums, activity, state.history[[0, -cfg.unity_window]])
+        leaving = state.history[[0, -cfg.unity_window]]
+        window_sums = sums_slid(state.window_sums, activity, neural_activity, leaving)
 
     # figures of the network
-    neural_activity = float(activity.sum()) / n
-    entropy = shannon_entropy_normalized(activity, cfg.entropy_bins)
+    entropy = rates_entropy(activity, cfg.entropy_bins)
     firing_rate = cfg.max_firing_rate * active_rate(activity)
-    connectivity = mean_abs_correlation(covariance_of_sums(window_sums[0, 0], window_sums[0, 1:], cfg.history_window))
-    recent = covariance_of_sums(window_sums[1, 0], window_sums[1, 1:], cfg.unity_window)
-    unity, multi_state = synchrony(recent), spectral_spread(recent)
+    connectivity, unity, multi_state = window_figures_of_sums(window_sums, cfg.history_window, cfg.unity_window)
     entanglement = recurrent_share(recurrent, common, noise)
 
     # memory: traces fade; novel patterns (or, failing that, a periodic sample) are written over the weakest slot
     relief = 1.0
     for impact in inputs.impacts:
         relief *= 1.0 - impact.memory_relief
-    strengths = state.memory_strengths * half_life_factor(cfg.memory_half_life) * relief
+    strengths = state.memory_strengths * (half_life_factor(cfg.memory_half_life) * relief)
     traces = state.memory_traces
     if state.memory_last >= 0:
-        novelty = float(np.sqrt(np.mean((activity - traces[state.memory_last]) ** 2)))
+        gap = activity - traces[state.memory_last]
+        novelty = math.sqrt(float(gap @ gap) / n)
     else:
         novelty = math.inf
     memory_last, memory_age = state.memory_last, state.memory_age + 1
@@ -211,7 +180,7 @@ def step(
         strengths[memory_last] = 1.0
         memory_age = 0
         events.append(MemoryWritten(tick_number, memory_last, novelty if math.isfinite(novelty) else 1.0))
-    memory_pressure = float(min(strengths.sum() / cfg.memory_capacity, 1.0))
+    memory_pressure = min(float(strengths @ ones(cfg.memory_capacity)) / cfg.memory_capacity, 1.0)
 
     # entropy homeostat: the noise creeps in the direction that brings entropy to its target (noise spreads
     # the rates of an ordered network; it cannot undo chaos, so the chaos stimulus still raises entropy)
@@ -229,18 +198,18 @@ def step(
     scup = min(max(scup_formula + scup_impact, 0.0), 100.0)
 
     # fractal dimension of the neural_activity series over the history window, from running increment sums
-    y = state.series[:, _ACTIVITY_COLUMN]
-    row = np.empty(len(SERIES))
-    row[_SERIES_INDEX["scup"]] = scup
-    row[_SERIES_INDEX["entropy"]] = entropy
-    row[_ACTIVITY_COLUMN] = neural_activity
-    row[_SERIES_INDEX["consciousness_unity"]] = unity
-    row[_SERIES_INDEX["memory_pressure"]] = memory_pressure
-    series = np.concatenate((state.series[1:], row[None, :]), axis=0)
+    figures = {"scup": scup, "entropy": entropy, "neural_activity": neural_activity,
+               "consciousness_unity": unity, "memory_pressure": memory_pressure, "multi_state": multi_state}
+    series = np.concatenate((state.series[1:], np.array([[figures[name] for name in SERIES]])), axis=0)
     if tick_number % cfg.history_window == 0:
         increments = increment_sums(series[:, _ACTIVITY_COLUMN], HIGUCHI_KMAX)
     else:
-        increments = state.increment_sums + np.abs(neural_activity - y[-_KS]) - np.abs(y[_KS] - y[0])
+        # the pairs (y[-k], new) enter, the pairs (y[0], y[k]) leave: one gather, one subtraction, one abs
+        gaps = state.series[_INCREMENT_ROWS, _ACTIVITY_COLUMN]
+        gaps[:HIGUCHI_KMAX] -= neural_activity
+        gaps[HIGUCHI_KMAX:] -= gaps[HIGUCHI_KMAX]
+        np.abs(gaps, out=gaps)
+        increments = state.increment_sums + (gaps[:HIGUCHI_KMAX] - gaps[HIGUCHI_KMAX + 1 :])
     fractal_dim = higuchi_pooled(increments, cfg.history_window)
 
     # mood

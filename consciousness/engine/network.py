@@ -34,15 +34,18 @@ def rates_of(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(x))
 
 
-def network_step(
-    network: Network, x: np.ndarray, *, gain: float, common: float, noise: np.ndarray, leak: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """(x', recurrent input gain J phi): one step at `gain`, with common input `common` and private noise `noise`."""
-    recurrent = gain * (network.coupling @ np.tanh(x))
-    return (1.0 - leak) * x + leak * (recurrent + common) + noise, recurrent
-
-
-def network_tangent(network: Network, x: np.ndarray, v: np.ndarray, *, gain: float, leak: float) -> np.ndarray:
-    """The step's Jacobian at x applied to the tangent vector v (noise and inputs are additive: they drop out)."""
+def network_advance(
+    network: Network, x: np.ndarray, v: np.ndarray, *, gain: float, common: float, noise: np.ndarray, leak: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x', recurrent input gain J phi, Jacobian at x applied to the tangent v): one step at `gain` with common
+    input `common` and private noise `noise` (noise and inputs are additive: they drop out of the tangent)."""
     phi = np.tanh(x)
-    return (1.0 - leak) * v + leak * gain * (network.coupling @ ((1.0 - phi * phi) * v))
+    recurrent = network.coupling @ phi
+    recurrent *= gain
+    pushed = network.coupling @ ((1.0 - phi * phi) * v)
+    if leak == 1.0:  # the plain map: nothing of x is kept (and 0 * x would cost two array operations)
+        pushed *= gain
+        return (recurrent + common) + noise, recurrent, pushed
+    pushed *= leak * gain
+    pushed += (1.0 - leak) * v
+    return (1.0 - leak) * x + leak * (recurrent + common) + noise, recurrent, pushed

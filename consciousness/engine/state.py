@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # columns of EngineState.series, the per-tick scalar history handed to analysis processes
-SERIES = ("scup", "entropy", "neural_activity", "consciousness_unity", "memory_pressure")
+SERIES = ("scup", "entropy", "neural_activity", "consciousness_unity", "memory_pressure", "multi_state")
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,8 @@ class EngineState:
     lyapunov_logs: np.ndarray  # (lyapunov_window,) log growth of the tangent at each recent tick, oldest first
     history: np.ndarray  # (history_window, units) rates, oldest first, last row = activity
     series: np.ndarray  # (history_window, len(SERIES)) scalar figures, oldest first
-    window_sums: np.ndarray  # (2, units + 1, units): [0] the history window, [1] its last unity_window rows;
-    # row 0 the sum of the centred rates (rate - 1/2), rows 1.. the sum of their outer products
+    window_sums: np.ndarray  # (2, units + 2, units + 1): [0] the history window, [1] its last unity_window
+    # rows; row 0 the sum of each tick's vector, rows 1.. the sum of their outer products (window.py)
     increment_sums: np.ndarray  # (HIGUCHI_KMAX,) sum of |y[i+k] - y[i]| of the neural_activity series
     log_noise: float  # log of the private noise amplitude, which the entropy homeostat adapts
     stimulus_levels: np.ndarray  # (len(STIMULUS_KINDS),) decaying traces of the stimuli received

@@ -105,7 +105,9 @@ def run(request: dict, emit: Emit) -> dict:
     lyap = lyapunov_exponent(kind, r, samples)
     emit(f"chose r={r:.4f}: orbit entropy {entropy:.3f}, Lyapunov exponent {lyap:.3f}")
 
-    drive = clip(target - current, -1.0, 1.0)
+    # the push on the system's entropy is what the orbit delivers: its own entropy against the system's now
+    # (a map that cannot reach the aim pushes only as far as it got; a target already met pushes not at all)
+    drive = clip(entropy - current, -1.0, 1.0)
     metrics = {
         "r": finite(r),
         "lyapunov": finite(lyap),

@@ -1,4 +1,10 @@
-"""Consciousness processor: unity, multi-state and inter-half coherence of the units in sliding windows."""
+"""Consciousness processor: the engine's unity and multi-state at the end of sliding windows, with their trend,
+and on each window the coherence of the two halves of the units and the share of the dominant eigenmode.
+
+consciousness_unity and multi-state are the engine's own per-tick figures (Golomb synchrony and the spectral
+spread over the engine's unity window), read from the context's series: a script may not import the engine, and
+a second definition would drift from the first. What the script computes itself has names of its own.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ from processes.scripts.toolkit.drawing import (
     plot_lines,
     png_base64,
 )
-from processes.scripts.toolkit.request import Emit, ParameterError, read_context, read_parameters
+from processes.scripts.toolkit.request import Context, Emit, ParameterError, read_context, read_parameters
 from processes.scripts.toolkit.result import finite, impact, mood_from
 
 MIN_TICKS = 8
@@ -27,15 +33,22 @@ def spectrum(window: np.ndarray) -> np.ndarray:
     return np.clip(np.linalg.eigvalsh(cov)[::-1], 0.0, None)
 
 
-def unity_and_multistate(eigenvalues: np.ndarray) -> tuple[float, float, float]:
-    """(unity = largest-eigenvalue share, participation ratio, multi-state = (PR-1)/(N-1)); zeros when flat."""
+def mode_figures(eigenvalues: np.ndarray) -> tuple[float, float]:
+    """(share of the largest eigenvalue, participation ratio (sum l)^2 / sum l^2) of a spectrum; zeros when flat."""
     total = eigenvalues.sum()
-    n = eigenvalues.size
     if total <= 1e-15:
-        return 0.0, 0.0, 0.0
-    unity = eigenvalues[0] / total
-    pr = total**2 / (eigenvalues**2).sum()
-    return float(unity), float(pr), float((pr - 1.0) / (n - 1.0)) if n > 1 else 0.0
+        return 0.0, 0.0
+    return float(eigenvalues[0] / total), float(total**2 / (eigenvalues**2).sum())
+
+
+def engine_series(ctx: Context, name: str) -> np.ndarray:
+    """The engine's per-tick figure `name`, one value per activity row; ValueError if the context lacks it."""
+    values = ctx.series.get(name)
+    if values is None:
+        raise ValueError(f"context.series.{name} is missing: the engine's per-tick {name} is what this script reports")
+    if values.size != ctx.ticks:
+        raise ValueError(f"context.series.{name} has {values.size} values but context.activity has {ctx.ticks} rows")
+    return values
 
 
 def welch_coherence(a: np.ndarray, b: np.ndarray, segment: int) -> float:
@@ -79,22 +92,24 @@ def run(request: dict, emit: Emit) -> dict:
     starts = np.arange(ticks - window, -1, -step)[::-1]
     emit(f"analysing {starts.size} windows of {window} ticks over {n} units")
 
+    unity_ticks = engine_series(ctx, "consciousness_unity")
+    multi_ticks = engine_series(ctx, "multi_state")
     half = n // 2
     left, right = activity[:, :half].mean(axis=1), activity[:, half:].mean(axis=1)
-    unity, multi, pr, coherence = [], [], [], []
+    dominant, pr, coherence = [], [], []
     last_spectrum = np.zeros(n)
     for s in starts:
-        win = activity[s : s + window]
-        eig = spectrum(win)
-        u, p, m = unity_and_multistate(eig)
-        unity.append(u)
-        pr.append(p)
-        multi.append(m)
+        eig = spectrum(activity[s : s + window])
+        share, ratio = mode_figures(eig)
+        dominant.append(share)
+        pr.append(ratio)
         coherence.append(welch_coherence(left[s : s + window], right[s : s + window], segment))
         last_spectrum = eig
-    unity_a, multi_a, coh_a = np.array(unity), np.array(multi), np.array(coherence)
-    end_ticks = ctx.tick_number - (ticks - (starts + window))
-    emit(f"unity {unity_a[-1]:.2f}, participation ratio {pr[-1]:.1f}, coherence {coh_a[-1]:.2f}")
+    ends = starts + window - 1  # the row of each window's newest tick
+    unity_a, multi_a = unity_ticks[ends], multi_ticks[ends]
+    dominant_a, coh_a = np.array(dominant), np.array(coherence)
+    end_ticks = ctx.tick_number - (ticks - 1 - ends)
+    emit(f"unity {unity_a[-1]:.2f}, multi-state {multi_a[-1]:.2f}, coherence {coh_a[-1]:.2f}")
 
     if unity_a.size >= 2:
         slope = float(np.polyfit(end_ticks.astype(np.float64), unity_a, 1)[0])
@@ -108,6 +123,7 @@ def run(request: dict, emit: Emit) -> dict:
         "unity_trend_per_100_ticks": finite(slope * 100.0),
         "multi_state": finite(multi_a[-1]),
         "multi_state_mean": finite(multi_a.mean()),
+        "dominant_mode_share": finite(dominant_a[-1]),
         "participation_ratio": finite(pr[-1]),
         "coherence": finite(coh_a[-1]),
         "coherence_mean": finite(coh_a.mean()),
@@ -116,7 +132,8 @@ def run(request: dict, emit: Emit) -> dict:
 
     direction = "rising" if change > 0.05 else "falling" if change < -0.05 else "steady"
     analysis = (
-        f"Unity {unity_a[-1]:.2f} ({direction} from {unity_a[0]:.2f}) with multi-state {multi_a[-1]:.2f} "
+        f"Unity {unity_a[-1]:.2f} ({direction} from {unity_a[0]:.2f}) with multi-state {multi_a[-1]:.2f}; "
+        f"the dominant mode of the last {window} ticks carries {dominant_a[-1]:.0%} of the variance "
         f"(participation ratio {pr[-1]:.1f} of {n} units); coherence between units 0-{half - 1} and "
         f"{half}-{n - 1} averages {coh_a.mean():.2f} over {starts.size} windows."
     )
@@ -132,6 +149,7 @@ def run(request: dict, emit: Emit) -> dict:
             "unity": [finite(v) for v in unity_a],
             "multi_state": [finite(v) for v in multi_a],
             "coherence": [finite(v) for v in coh_a],
+            "dominant_mode_share": [finite(v) for v in dominant_a],
         },
     }
 

@@ -12,6 +12,7 @@ from processes.scripts.toolkit.request import Emit, Pattern, read_context, read_
 from processes.scripts.toolkit.result import clip, finite, impact, mood_from, unit_ranges
 
 FRAMES_PER_KEY = 4
+VALENCE_GAIN = 8.0  # valence tanh(8 (recombined - waking rate)): 0.1 brighter than waking is +0.66
 IMAGE_SIZE = 256
 
 
@@ -38,8 +39,8 @@ def _smooth_noise(rng: np.random.Generator, n: int, width: int = 3) -> np.ndarra
 
 
 def dream_sequence(centroids: np.ndarray, weights: np.ndarray, length: int, novelty: float,
-                   rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:
-    """(frames x units sequence in 0..1, keyframe pattern indices).
+                   rng: np.random.Generator) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """(frames x units sequence in 0..1, keyframe pattern indices, share of each pattern in the keyframes).
 
     Keyframes walk between patterns (likelier to jump far when novelty is high), each recombined
     with a partner pattern over a contiguous block of units plus patchy noise; frames ease between
@@ -58,6 +59,7 @@ def dream_sequence(centroids: np.ndarray, weights: np.ndarray, length: int, nove
         walk.append(int(rng.choice(m, p=affinity / affinity.sum())))
 
     keyframes = np.empty((keys, n))
+    shares = np.zeros(m)  # of the keyframes' unit states, the fraction each pattern supplied
     for i, idx in enumerate(walk):
         partner = int(rng.choice(m, p=p_base))
         block = max(1, int(round(n * novelty * rng.uniform(0.3, 1.0))))
@@ -66,6 +68,8 @@ def dream_sequence(centroids: np.ndarray, weights: np.ndarray, length: int, nove
         mask[(start + np.arange(block)) % n] = True
         child = centroids[idx].copy()
         child[mask] = centroids[partner][mask]
+        shares[idx] += (n - block) / (n * keys)
+        shares[partner] += block / (n * keys)
         keyframes[i] = child + 0.12 * novelty * _smooth_noise(rng, n)
 
     position = np.linspace(0.0, keys - 1.0, length)
@@ -77,11 +81,18 @@ def dream_sequence(centroids: np.ndarray, weights: np.ndarray, length: int, nove
     for t in range(length):
         drift = 0.7 * drift + rng.normal(0.0, 0.04 * novelty, n)
         frames[t] += drift
-    return np.clip(frames, 0.0, 1.0), walk
+    return np.clip(frames, 0.0, 1.0), walk, shares
+
+
+def recombined_valence(centroids: np.ndarray, shares: np.ndarray, waking: float) -> tuple[float, float]:
+    """(valence, level recombined): the mean rate of the patterns in the shares the dream recombined them in,
+    against the waking mean rate; a dream of memories brighter than waking is pleasant, darker ones uneasy."""
+    level = float(shares @ centroids.mean(axis=1))
+    return float(np.tanh(VALENCE_GAIN * (level - waking))), level
 
 
 def dream_features(seq: np.ndarray, centroids: np.ndarray, labels: list[str]) -> dict:
-    """Numbers the narrative and valence are drawn from."""
+    """Numbers the narrative is drawn from."""
     length, n = seq.shape
     levels = seq.mean(axis=1)
     steps = np.abs(np.diff(seq, axis=0)).mean(axis=1) if length > 1 else np.zeros(1)
@@ -98,7 +109,6 @@ def dream_features(seq: np.ndarray, centroids: np.ndarray, labels: list[str]) ->
     quarter = max(1, length // 4)
     rise = float(levels[-quarter:].mean() - levels[:quarter].mean())
     turbulence = float(steps.mean())
-    valence = float(np.tanh(8.0 * rise + 4.0 * (levels.mean() - 0.5) - 10.0 * (turbulence - 0.05)))
     return {
         "start": labels[int(nearest_idx[0])],
         "end": labels[int(nearest_idx[-1])],
@@ -108,7 +118,6 @@ def dream_features(seq: np.ndarray, centroids: np.ndarray, labels: list[str]) ->
         "shifts": shifts,
         "stray": stray,
         "brightness": float(levels.mean()),
-        "valence": valence,
         "visited": int(np.unique(nearest_idx).size),
     }
 
@@ -137,9 +146,11 @@ def run(request: dict, emit: Emit) -> dict:
 
     centroids = np.array([p.centroid for p in patterns])
     weights = np.array([p.weight for p in patterns])
-    seq, walk = dream_sequence(centroids, weights, params["length"], params["novelty"], rng)
+    seq, walk, shares = dream_sequence(centroids, weights, params["length"], params["novelty"], rng)
     labels = [p.label for p in patterns]
     features = dream_features(seq, centroids, labels)
+    waking = float(ctx.activity.mean())
+    features["valence"], recombined = recombined_valence(centroids, shares, waking)
     emit(f"woven {seq.shape[0]} frames through {len(walk)} keyframes; valence {features['valence']:.2f}")
 
     narrative = narrate(params["length"], features)
@@ -152,6 +163,8 @@ def run(request: dict, emit: Emit) -> dict:
         "stray": finite(features["stray"]),
         "patterns_used": float(len(patterns)),
         "patterns_visited": float(features["visited"]),
+        "recombined_level": finite(recombined),
+        "waking_level": finite(waking),
     }
     analysis = (
         f"Dreamt {seq.shape[0]} frames from {len(patterns)} pattern{'s' if len(patterns) != 1 else ''} of {source}, "

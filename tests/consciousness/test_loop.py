@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from consciousness.loop import TickLoop
+from consciousness.loop import UNTHROTTLED_YIELD_S, TickLoop
 
 
 class FakeTime:
@@ -133,27 +133,43 @@ def test_real_sleep_stops_promptly():
     assert asyncio.run(scenario()) == 1
 
 
-def test_an_unthrottled_loop_never_waits_and_still_yields_to_other_tasks():
+class TimedEngine(CountingEngine):
+    """A CountingEngine whose every tick takes `cost` seconds of the fake clock."""
+
+    def __init__(self, time: FakeTime, cost: float) -> None:
+        super().__init__()
+        self.time, self.cost = time, cost
+
+    def advance(self, inputs):
+        self.time.now += self.cost
+        return super().advance(inputs)
+
+
+def test_an_unthrottled_loop_never_waits_and_yields_to_other_tasks_every_few_milliseconds():
     time = FakeTime()
     waits = []
 
     async def sleep(delay):
         waits.append(delay)
 
-    loop = TickLoop(engine=CountingEngine(), rate=math.inf, clock=time.clock, wallclock=time.clock, sleep=sleep, max_ticks=50)
+    engine = TimedEngine(time, cost=0.0005)
+    loop = TickLoop(engine=engine, rate=math.inf, clock=time.clock, wallclock=time.clock, sleep=sleep, max_ticks=50)
     assert asyncio.run(loop.run()) == 50
     assert loop.slots_skipped == 0
-    assert waits == [0.0] * 49  # one yield between ticks, never a wait
+    # 25 ms of ticks: a turn for the event loop every UNTHROTTLED_YIELD_S, never a wait
+    assert waits == [0.0] * int(50 * 0.0005 / UNTHROTTLED_YIELD_S)
 
     async def other_task_runs():
         ran = []
-        unthrottled = TickLoop(engine=CountingEngine(), rate=math.inf, max_ticks=1000)
+        unthrottled = TickLoop(engine=TimedEngine(FakeTime(), cost=0.001), rate=math.inf, max_ticks=1000)
+        unthrottled.clock = unthrottled.engine.time.clock
         helper = asyncio.get_running_loop().create_task(asyncio.sleep(0, result="ran"))
         helper.add_done_callback(lambda t: ran.append(unthrottled.ticks_done))
         await unthrottled.run()
         return ran
 
-    assert asyncio.run(other_task_runs())[0] < 1000
+    # the helper needs a few turns of the event loop (start, its own sleep, the callback): a few ticks, not 1000
+    assert asyncio.run(other_task_runs())[0] <= 4 * UNTHROTTLED_YIELD_S / 0.001
 
 
 @pytest.mark.parametrize("rate", [0, -1, math.nan])

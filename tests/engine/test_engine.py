@@ -98,7 +98,7 @@ def test_snapshot_is_plain_json_with_version_seed_and_rng_states(cfg):
     snapshot = Engine(cfg, seed=2**63 - 1).snapshot()
     text = json.dumps(snapshot, allow_nan=False)
     assert json.loads(text) == snapshot
-    assert snapshot["version"] == SNAPSHOT_VERSION == 2 and snapshot["seed"] == 2**63 - 1
+    assert snapshot["version"] == SNAPSHOT_VERSION == 3 and snapshot["seed"] == 2**63 - 1
     assert set(snapshot["rng"]) == {"construction", "dynamics", "mood"}
     assert isinstance(snapshot["rng"]["dynamics"]["state"], str)
 
@@ -260,9 +260,12 @@ def test_context_is_json_safe_and_sized(cfg):
     assert context["tick_number"] == 5 and context["units"] == cfg.units
     assert len(context["activity"]) == 128 and all(len(row) == cfg.units for row in context["activity"])
     assert context["activity"][-1] == engine.state.activity.tolist()
-    assert set(context["series"]) == {"scup", "entropy", "neural_activity", "consciousness_unity", "memory_pressure"}
+    assert set(context["series"]) == {
+        "scup", "entropy", "neural_activity", "consciousness_unity", "memory_pressure", "multi_state",
+    }
     assert all(len(v) == 128 for v in context["series"].values())
     assert context["series"]["scup"][-1] == context["scup"]
+    assert context["series"]["multi_state"][-1] == engine.state.multi_state
     assert context["mood"] in MOODS
     assert len(engine.context(10_000)["activity"]) == cfg.history_window
 

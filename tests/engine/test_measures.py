@@ -7,6 +7,7 @@ import pytest
 
 from consciousness.engine.measures import (
     active_rate,
+    common_mode_figures,
     connectivity,
     correlation_matrix,
     covariance,
@@ -23,6 +24,7 @@ from consciousness.engine.measures import (
     spectral_spread,
     synchrony,
 )
+from consciousness.engine.window import sums_of, sums_slid, window_figures_of_sums
 
 
 def logistic_orbit(n: int, x0: float = 0.1234) -> np.ndarray:
@@ -167,3 +169,28 @@ def test_recurrent_share_is_the_recurrent_part_of_the_input_power():
 def test_active_rate_is_the_mean_rate_of_the_units_above_half():
     assert active_rate(np.array([0.1, 0.6, 0.8])) == pytest.approx(0.7)
     assert active_rate(np.array([0.1, 0.2])) == 0.0
+
+
+@pytest.mark.parametrize("common", [0.0, 0.5, 3.0])
+def test_common_mode_figures_equal_synchrony_and_spectral_spread_of_the_covariance(common):
+    rng = np.random.default_rng(5)
+    samples = rng.random((400, 12)) + common * rng.standard_normal((400, 1))  # a shared signal of some weight
+    population_mean = samples.mean(axis=1)
+    residual = covariance(samples - population_mean[:, None])  # P C P: the rates less each tick's mean
+    unity, spread = common_mode_figures(residual, float(population_mean.var()))
+    cov = covariance(samples)
+    assert unity == pytest.approx(synchrony(cov), abs=1e-12)
+    assert spread == pytest.approx(spectral_spread(cov), abs=1e-12)
+
+
+def test_running_window_sums_equal_the_sums_of_the_windows():
+    rng = np.random.default_rng(6)
+    rates = rng.random((300, 8))
+    sums = sums_of(rates[:256], 64)
+    for t in range(256, 300):
+        sums = sums_slid(sums, rates[t], float(rates[t].mean()), rates[[t - 256, t - 64]])
+    assert np.allclose(sums, sums_of(rates[44:300], 64), atol=1e-9)
+    connectivity_now, unity, spread = window_figures_of_sums(sums, 256, 64)
+    assert connectivity_now == pytest.approx(connectivity(rates[44:300]), abs=1e-9)
+    assert unity == pytest.approx(synchrony(covariance(rates[-64:])), abs=1e-9)
+    assert spread == pytest.approx(spectral_spread(covariance(rates[-64:])), abs=1e-9)

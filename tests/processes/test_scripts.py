@@ -66,6 +66,7 @@ def make_request(activity: np.ndarray, *, parameters: dict | None = None, patter
                 "neural_activity": activity.mean(axis=1).tolist(),
                 "consciousness_unity": np.linspace(0.2, 0.35, ticks).tolist(),
                 "memory_pressure": np.linspace(0.1, 0.4, ticks).tolist(),
+                "multi_state": np.linspace(0.6, 0.4, ticks).tolist(),
             },
         },
         "patterns": patterns or [],
@@ -340,9 +341,24 @@ def test_chaos_engine_meets_target_entropy(request_base):
         req = dict(copy.deepcopy(request_base), parameters={"target_entropy": target})
         result = chaos_engine.run(req, lambda line: None)
         assert result["metrics"]["orbit_entropy"] == pytest.approx(target, abs=0.05)
-        assert result["consciousness_impact"]["entropy_drive"] == pytest.approx(target - 0.48)
+        # the drive is what the orbit delivered, its entropy less the system's, not the target's distance
+        assert result["consciousness_impact"]["entropy_drive"] == result["metrics"]["orbit_entropy"] - 0.48
+        assert result["consciousness_impact"]["entropy_drive"] == pytest.approx(target - 0.48, abs=0.05)
     chaotic = chaos_engine.run(dict(copy.deepcopy(request_base), parameters={"target_entropy": 0.9}), lambda line: None)
     assert chaotic["metrics"]["lyapunov"] > 0
+
+
+def test_chaos_engine_drive_follows_the_orbit_it_produced(request_base):
+    from processes.scripts import chaos_engine
+
+    # four bins give orbit entropies in coarse steps (a fixed point 0, a period-2 orbit 0.5): the aim 0.1 is out of reach
+    # there, and the drive is what the orbit reached, not the target's distance
+    coarse = chaos_engine.run(dict(copy.deepcopy(request_base), parameters={"target_entropy": 0.1, "bins": 4}),
+                              lambda line: None)
+    metrics, drive = coarse["metrics"], coarse["consciousness_impact"]["entropy_drive"]
+    assert metrics["entropy_error"] > 0.05
+    assert drive == pytest.approx(metrics["orbit_entropy"] - 0.48)
+    assert abs(drive - (0.1 - 0.48)) > 0.05
 
 
 def test_memory_consolidator_recovers_three_clusters():

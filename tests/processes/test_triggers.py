@@ -1,8 +1,15 @@
 """Tick rules: each condition, cooldowns in ticks, and a saved state that resumes exactly."""
 
+from pathlib import Path
+
 import pytest
 
+from consciousness.engine import Engine, EngineConfig, StepInputs
+from dawn_site.config import config_load
 from processes.triggers import TriggerRule, TriggerRules
+from tests.engine.scenarios import held, run_ticks
+
+BASE_DIR = Path(__file__).resolve().parents[2]
 
 RULES = {
     "neural_analyzer": {"every": 5},
@@ -48,3 +55,17 @@ def test_labels_read_as_the_rule():
     assert TriggerRule(every=50).label == "every 50 ticks"
     assert TriggerRule(entropy_below=0.2, cooldown=50).label == "entropy below 0.2"
     assert TriggerRule(mood="contemplative").summary() == {"mood": "contemplative", "window": 20, "cooldown": 0}
+
+
+@pytest.mark.parametrize("seed", (1, 2, 3))
+def test_config_yaml_chaos_engine_rule_fires_under_held_focus(seed):
+    # the rule as shipped (entropy_below 0.2, its cooldown), fed the ticks of a seeded engine held in focus
+    config = config_load(BASE_DIR / "config.yaml")
+    rules = TriggerRules({"chaos_engine": config["processes"]["auto_triggers"]["chaos_engine"]})
+    engine = Engine(EngineConfig.from_mapping({**config["consciousness"], "seed": seed}))
+    focused = [script for tick in run_ticks(engine, held("focus", 0.5, 300)) for script, _rule in rules.fire(tick)]
+    assert "chaos_engine" in focused
+    # and the quiet engine, at its entropy target, does not fire it
+    quiet_rules = TriggerRules({"chaos_engine": config["processes"]["auto_triggers"]["chaos_engine"]})
+    quiet = Engine(EngineConfig.from_mapping({**config["consciousness"], "seed": seed}))
+    assert not [s for tick in run_ticks(quiet, [StepInputs()] * 300) for s, _rule in quiet_rules.fire(tick)]
