@@ -286,7 +286,7 @@ async def test_cancel_kills_the_group(runner):
     assert ex.status == "cancelled" and ex.reason == "cancelled"  # not "timeout": the cancel ended it
     assert pids == [ex.pid]
     assert not alive(ex.pid)
-    assert group_members(ex.pid) == []
+    assert await group_gone(ex.pid)  # SIGKILLed: gone within a second even on a busy machine
 
 
 @pytest.mark.asyncio
