@@ -36,7 +36,8 @@ def _ticks_insert(ticks: list[dict]) -> None:
         for f in fields
     ]
     columns = ", ".join(ops.quote_name(f.column) for f in fields)
-    sql = f"INSERT INTO {ops.quote_name(Tick._meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
+    placeholders = ", ".join(["%s"] * len(fields))
+    sql = f"INSERT INTO {ops.quote_name(Tick._meta.db_table)} ({columns}) VALUES ({placeholders})"
     rows = []
     for tick in ticks:
         values = _tick_values(tick)

@@ -77,7 +77,9 @@ def _counts(history_window: int, unity_window: int) -> np.ndarray:
     return frozen(np.array((history_window, unity_window), dtype=np.float64))
 
 
-def window_figures_of_sums(sums: np.ndarray, history_window: int, unity_window: int) -> tuple[float, float, float]:
+def window_figures_of_sums(
+    sums: np.ndarray, history_window: int, unity_window: int
+) -> tuple[float, float, float]:
     """(connectivity of the history window, consciousness_unity and multi-state of the unity window)."""
     cov = covariances_of_sums(sums, _counts(history_window, unity_window))
     connectivity = mean_abs_correlation(cov[0, :-1, :-1])

@@ -34,7 +34,7 @@ def spectrum(window: np.ndarray) -> np.ndarray:
 
 
 def mode_figures(eigenvalues: np.ndarray) -> tuple[float, float]:
-    """(share of the largest eigenvalue, participation ratio (sum l)^2 / sum l^2) of a spectrum; zeros when flat."""
+    """(share of the largest eigenvalue, participation ratio (sum l)^2 / sum l^2) of a spectrum; 0 when flat."""
     total = eigenvalues.sum()
     if total <= 1e-15:
         return 0.0, 0.0
@@ -45,9 +45,9 @@ def engine_series(ctx: Context, name: str) -> np.ndarray:
     """The engine's per-tick figure `name`, one value per activity row; ValueError if the context lacks it."""
     values = ctx.series.get(name)
     if values is None:
-        raise ValueError(f"context.series.{name} is missing: the engine's per-tick {name} is what this script reports")
+        raise ValueError(f"context.series.{name} is missing: this script reports the engine's per-tick {name}")
     if values.size != ctx.ticks:
-        raise ValueError(f"context.series.{name} has {values.size} values but context.activity has {ctx.ticks} rows")
+        raise ValueError(f"context.series.{name} has {values.size} values for {ctx.ticks} rows of activity")
     return values
 
 

@@ -153,7 +153,9 @@ def test_an_unthrottled_loop_never_waits_and_yields_to_other_tasks_every_few_mil
         waits.append(delay)
 
     engine = TimedEngine(time, cost=0.0005)
-    loop = TickLoop(engine=engine, rate=math.inf, clock=time.clock, wallclock=time.clock, sleep=sleep, max_ticks=50)
+    loop = TickLoop(
+        engine=engine, rate=math.inf, clock=time.clock, wallclock=time.clock, sleep=sleep, max_ticks=50
+    )
     assert asyncio.run(loop.run()) == 50
     assert loop.slots_skipped == 0
     # 25 ms of ticks: a turn for the event loop every UNTHROTTLED_YIELD_S, never a wait

@@ -351,8 +351,8 @@ def test_chaos_engine_meets_target_entropy(request_base):
 def test_chaos_engine_drive_follows_the_orbit_it_produced(request_base):
     from processes.scripts import chaos_engine
 
-    # four bins give orbit entropies in coarse steps (a fixed point 0, a period-2 orbit 0.5): the aim 0.1 is out of reach
-    # there, and the drive is what the orbit reached, not the target's distance
+    # four bins give orbit entropies in coarse steps (a fixed point 0, a period-2 orbit 0.5): the aim 0.1 is
+    # out of reach there, and the drive is what the orbit reached, not the target's distance
     coarse = chaos_engine.run(dict(copy.deepcopy(request_base), parameters={"target_entropy": 0.1, "bins": 4}),
                               lambda line: None)
     metrics, drive = coarse["metrics"], coarse["consciousness_impact"]["entropy_drive"]

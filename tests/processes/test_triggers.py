@@ -63,7 +63,8 @@ def test_config_yaml_chaos_engine_rule_fires_under_held_focus(seed):
     config = config_load(BASE_DIR / "config.yaml")
     rules = TriggerRules({"chaos_engine": config["processes"]["auto_triggers"]["chaos_engine"]})
     engine = Engine(EngineConfig.from_mapping({**config["consciousness"], "seed": seed}))
-    focused = [script for tick in run_ticks(engine, held("focus", 0.5, 300)) for script, _rule in rules.fire(tick)]
+    focus_ticks = run_ticks(engine, held("focus", 0.5, 300))
+    focused = [script for tick in focus_ticks for script, _rule in rules.fire(tick)]
     assert "chaos_engine" in focused
     # and the quiet engine, at its entropy target, does not fire it
     quiet_rules = TriggerRules({"chaos_engine": config["processes"]["auto_triggers"]["chaos_engine"]})
