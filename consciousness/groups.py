@@ -25,6 +25,7 @@ STREAM_GROUP = "dawn.stream"
 ENGINE_GROUP = "dawn.engine"
 # channels_redis forgets group members after its group_expiry (an hour here): re-join well before
 GROUP_REFRESH_S = 600.0
+LEAVE_TIMEOUT_S = 2.0
 
 # channel-layer message types (the envelope; the outbound message rides inside unchanged)
 STREAM_TICK = "stream.tick"  # {"message": tick message, "epoch": str, "rate": Hz, "stimuli": [{"key", "ref"}]}
@@ -66,15 +67,20 @@ class GroupMember:
         ]
 
     async def leave(self) -> None:
+        """Stop receiving and leave the group, within LEAVE_TIMEOUT_S whatever the layer does."""
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        tasks, self._tasks = self._tasks, []
+        # bounded: a receive cancelled inside a layer's blocking read must not hold a shutdown up
+        done, stuck = await asyncio.wait(tasks, timeout=LEAVE_TIMEOUT_S) if tasks else (set(), set())
+        if stuck:
+            logger.warning("%s: %d receive tasks still stuck after cancel; leaving anyway", self.name, len(stuck))
         if self._layer is not None and self.channel is not None:
             try:
-                await self._layer.group_discard(self.group, self.channel)
-            except Exception:
-                pass
+                async with asyncio.timeout(LEAVE_TIMEOUT_S):
+                    await self._layer.group_discard(self.group, self.channel)
+            except (Exception, TimeoutError):
+                pass  # the layer forgets the member at its group expiry anyway
 
     async def _rejoin(self) -> None:
         try:
