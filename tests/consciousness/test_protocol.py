@@ -21,20 +21,11 @@ from consciousness.hub import stream_hub
 from consciousness.inbound import HISTORY_CAP, MODELS
 from dawn_site.asgi import application
 from tests.conftest import local_browser
-from tests.consciousness.test_stream import TICK
+from tests.consciousness.test_stream import TICK, clean_layer  # noqa: F401  (the same autouse fixture)
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.both_shapes, pytest.mark.usefixtures("open_writes")]
 
 EPOCH = str(uuid.UUID(int=7))
-
-
-@pytest.fixture(autouse=True)
-async def clean_layer():
-    layer = get_channel_layer()
-    await layer.flush()
-    yield layer
-    await stream_hub().stop()
-    await layer.flush()
 
 
 def tick(n: int) -> dict:
