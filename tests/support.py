@@ -13,6 +13,9 @@ import time
 import uuid
 from pathlib import Path
 
+import psutil
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -67,6 +70,16 @@ class Site:
     def log(self, name: str) -> str:
         return (self.tmp_path / f"{name}.log").read_text()
 
+    def configure(self, **sections: dict) -> Site:
+        """Run with config.yaml's values, each given section's keys replaced (DAWN_CONFIG names the copy)."""
+        config = yaml.safe_load((ROOT / "config.yaml").read_text())
+        for name, values in sections.items():
+            config[name] = {**config.get(name, {}), **values}
+        path = self.tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        self.env["DAWN_CONFIG"] = str(path)
+        return self
+
     def migrate(self) -> Site:
         self.manage("migrate", "--noinput")
         return self
@@ -118,6 +131,48 @@ class Site:
                 raise AssertionError(f"runtick exited early ({process.returncode}): {process.stderr.read()}")
             time.sleep(0.02)
         raise AssertionError(f"tick {number} was not persisted within {timeout} s")
+
+
+class Descendants:
+    """Every process ever seen below a root process (its launcher, the scripts, theirs), kept by identity:
+    a pid the system reuses for another process is not mistaken for one of them."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[int, float], psutil.Process] = {}
+
+    def watch(self, pid: int) -> None:
+        """Add the descendants of `pid` and of every one already seen that still runs (an orphan's children)."""
+        roots = [pid, *(p.pid for p in self.alive())]
+        for root in roots:
+            try:
+                children = psutil.Process(root).children(recursive=True)
+            except psutil.NoSuchProcess:
+                continue
+            for child in children:
+                try:
+                    self.seen.setdefault((child.pid, child.create_time()), child)
+                except psutil.NoSuchProcess:
+                    pass
+
+    def alive(self) -> list[psutil.Process]:
+        """Those still running (a zombie, dead but not yet reaped by its new parent, counts as gone)."""
+        running = []
+        for process in self.seen.values():
+            try:
+                if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                    running.append(process)
+            except psutil.NoSuchProcess:
+                pass
+        return running
+
+    def gone(self, within: float) -> list[psutil.Process]:
+        """Wait until none runs, watching for late children meanwhile; returns the survivors (empty: all gone)."""
+        deadline = time.monotonic() + within
+        while (left := self.alive()) and time.monotonic() < deadline:
+            for process in left:
+                self.watch(process.pid)
+            time.sleep(0.05)
+        return self.alive()
 
 
 def without_timestamps(ticks: list[dict]) -> list[dict]:
