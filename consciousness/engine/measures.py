@@ -34,7 +34,9 @@ def rates_entropy(rates: np.ndarray, bins: int) -> float:
     np.minimum(idx, bins - 1, out=idx)
     counts = np.bincount(idx, minlength=bins)
     p = counts[counts > 0] * (1.0 / rates.size)
-    return float(-np.dot(p, np.log(p)) / math.log(bins))
+    # 0.0 minus, not unary minus: one bin gives +0.0 rather than -0.0, which the stream and the history would
+    # write differently (SQLite keeps no sign on zero)
+    return float(0.0 - np.dot(p, np.log(p)) / math.log(bins))
 
 
 # --- window statistics: sums -> covariance -> figures -------------------------------------------------
