@@ -8,7 +8,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/test)
 TEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/0)
 
-.PHONY: venv migrate static run test lint test-embedded test-scaled test-browser bench bench-workers assets screenshot clean
+.PHONY: venv migrate static run test lint test-embedded test-scaled test-browser bench bench-workers soak assets screenshot clean
 
 $(BIN)/.installed: requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,11 @@ bench: venv
 # the stream through one uvicorn, then one Daphne worker, fed over Redis
 bench-workers: venv
 	REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m bench workers
+
+# `make run`'s DAWN under a few hundred clients for SOAK_MINUTES, with a kill -9 of runtick in the middle
+SOAK_MINUTES ?= 30
+soak: venv
+	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

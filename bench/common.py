@@ -46,6 +46,14 @@ WORKERS = {
 }
 
 
+def site_env(tmp: str, **extra: str) -> dict[str, str]:
+    """The environment of a DAWN whose SQLite database and logs live in `tmp` (embedded), migrated."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update({"DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3", "DAWN_LOG_DIR": tmp, **extra})
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+    return env
+
+
 class Dawn(NamedTuple):
     base: str  # http://127.0.0.1:<port>
     server: subprocess.Popen  # the process that serves the clients (runtick embedded, or the worker)
@@ -65,11 +73,9 @@ def dawn(*, rate: float = 10.0, worker: str | None = None) -> Iterator[Dawn]:
     if worker is not None and not os.environ.get("REDIS_URL"):
         raise SystemExit("the worker benchmarks need REDIS_URL (the scaled shape's channel layer)")
     with tempfile.TemporaryDirectory() as tmp:
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-        env.update({"DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3", "DAWN_LOG_DIR": tmp, "DAWN_LOG_LEVEL": "WARNING"})
+        env = site_env(tmp, DAWN_LOG_LEVEL="WARNING")
         if worker is not None:
             env.update({"REDIS_URL": os.environ["REDIS_URL"], "DAWN_CHANNEL_PREFIX": f"dawn-bench-{os.getpid()}"})
-        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
         port = free_port()
         tick = [sys.executable, "manage.py", "runtick", "--no-processes", "--rate", str(rate)]
         commands = [[*tick, "--port", str(port)]] if worker is None else [[*tick, "--no-serve"], [sys.executable, *WORKERS[worker], str(port)]]
