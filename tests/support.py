@@ -166,7 +166,7 @@ class Descendants:
         return running
 
     def gone(self, within: float) -> list[psutil.Process]:
-        """Wait until none runs, watching for late children meanwhile; returns the survivors (empty: all gone)."""
+        """Wait until none runs, watching for late children meanwhile; returns the survivors (none: all gone)."""
         deadline = time.monotonic() + within
         while (left := self.alive()) and time.monotonic() < deadline:
             for process in left:
