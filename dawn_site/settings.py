@@ -173,6 +173,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # the picture's URL names a file: the router's slashed copy of it is served, not documented twice
+    "PREPROCESSING_HOOKS": ["consciousness.schema.endpoints_without_slashed_twins"],
     # Swagger UI and Redoc from drf-spectacular-sidecar's local copies: no request leaves the host
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
