@@ -1,8 +1,8 @@
 """What clients may send on /ws: one typed model per message type, and the decoder in front of them.
 
 `decode` turns a frame (JSON text or msgpack binary) into a plain value, `check_value` enforces the limits
-(nesting depth, finite numbers, values and text JSON and msgpack can both encode), and `parse` validates it against
-the model of its type; each raises ClientError with a stable code.
+(nesting depth, finite numbers, values and text that JSON and msgpack can both encode), and `parse`
+validates it against the model of its type; each raises ClientError with a stable code.
 """
 
 from __future__ import annotations
