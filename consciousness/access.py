@@ -59,14 +59,20 @@ def may_write(*, user: Any, permission: str, client: str | None, unforgeable: bo
     return bool(settings.DAWN_OPEN_WRITES) and is_loopback(client) and unforgeable
 
 
+def view_handles(view: Any, method: str) -> bool:
+    """Whether a DRF view has a handler for the method (else DRF answers 405 once the checks pass)."""
+    name = method.lower()
+    return name in view.http_method_names and hasattr(view, name)
+
+
 class WritePermission(BasePermission):
     """DRF: reads for everyone; a write needs `view.write_permission` (or the local-play rule above)."""
 
     message = "writing needs an authenticated user with the permission (see the README: users and tokens)"
 
     def has_permission(self, request, view) -> bool:
-        if request.method in SAFE_METHODS:
-            return True
+        if request.method in SAFE_METHODS or not view_handles(view, request.method):
+            return True  # reads are open; a method the view does not serve is its 405, for anyone
         origin = request.headers.get("Origin")
         unforgeable = request.content_type.split(";")[0].strip() == "application/json" and (
             origin is None or origin_allowed(origin, request.get_host())
@@ -199,7 +205,7 @@ class _WriteThrottle(SimpleRateThrottle):
     """DRF: throttle writes only (429 with Retry-After); reads are never throttled."""
 
     def allow_request(self, request, view) -> bool:
-        if request.method in SAFE_METHODS:
+        if request.method in SAFE_METHODS or not view_handles(view, request.method):
             return True
         return super().allow_request(request, view)
 

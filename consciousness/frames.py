@@ -31,7 +31,7 @@ ERROR_CODES = {
     "too_large": "the frame is longer than the size limit",
     "too_deep": "the message nests deeper than the depth limit",
     "non_finite": "a number is NaN or infinite",
-    "unencodable": "a value has no JSON form (bytes, extension types, non-string keys, huge integers)",
+    "unencodable": "a value has no JSON form (bytes, ext types, non-string keys, huge integers, lone surrogates)",
     "invalid_message": "the message is not an object with a string `type`",
     "unknown_type": "no such message type",
     "invalid_field": "a field is missing, unknown or out of range (the message names it)",

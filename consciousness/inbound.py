@@ -1,14 +1,15 @@
 """What clients may send on /ws: one typed model per message type, and the decoder in front of them.
 
 `decode` turns a frame (JSON text or msgpack binary) into a plain value, `check_value` enforces the limits
-(nesting depth, finite numbers, values JSON and msgpack can both encode), and `parse` validates it against
-the model of its type; each raises ClientError with a stable code.
+(nesting depth, finite numbers, values and text that JSON and msgpack can both encode), and `parse`
+validates it against the model of its type; each raises ClientError with a stable code.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Annotated, Any, Literal, Union
 
 import msgpack
@@ -22,6 +23,9 @@ MAX_DEPTH = 16
 MAX_REF_CHARS = 100
 HISTORY_CAP = 3000  # ticks per resume or history answer: five minutes at 10 Hz
 _INT_RANGE = (-(2**63), 2**64 - 1)  # what msgpack can carry
+# JSON's \ud800 escapes decode to lone surrogates, which UTF-8 (msgpack, a socket's text frames) cannot carry
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_NOT_UNICODE = "text must be Unicode: a lone surrogate (such as \\ud800) has no UTF-8 form"
 
 
 class ClientError(ValueError):
@@ -68,13 +72,18 @@ def check_value(value: Any) -> None:
                 for key, child in item.items():
                     if not isinstance(key, str):
                         raise ClientError("unencodable", f"object keys must be strings, got {type(key).__name__}")
+                    if _SURROGATE.search(key):
+                        raise ClientError("unencodable", _NOT_UNICODE)
                     stack.append((child, depth + 1))
             else:
                 stack.extend((child, depth + 1) for child in item)
         elif isinstance(item, float):
             if not math.isfinite(item):
                 raise ClientError("non_finite", "numbers must be finite (no NaN, Infinity or overflow like 1e309)")
-        elif isinstance(item, bool) or item is None or isinstance(item, str):
+        elif isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise ClientError("unencodable", _NOT_UNICODE)
+        elif isinstance(item, bool) or item is None:
             continue
         elif isinstance(item, int):
             if not _INT_RANGE[0] <= item <= _INT_RANGE[1]:
@@ -172,8 +181,9 @@ def ref_of(message: Any) -> Any:
     """The message's ref if it is a valid one (so that even a rejected message's error can carry it)."""
     ref = message.get("ref") if isinstance(message, dict) else None
     try:
+        check_value(ref)  # echoed in every answer: it must encode in both protocols
         return Request(ref=ref).ref
-    except ValidationError:
+    except (ClientError, ValidationError):
         return None
 
 

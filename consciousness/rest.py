@@ -15,6 +15,8 @@ from rest_framework import serializers
 from rest_framework.exceptions import APIException, ParseError, ValidationError
 from rest_framework.parsers import JSONParser
 
+# a row's id in a URL: anything else matches no route (and so is never redirected to a slashed sibling)
+ID_PATTERN = "[0-9]+"
 MAX_JSON_DEPTH = 32  # far beyond any DAWN body; stops bodies that would exhaust the stack later on
 
 

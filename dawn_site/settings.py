@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from dawn_site.config import config_load
+from dawn_site.config import ConfigError, config_load
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -17,11 +17,35 @@ def _env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _env_seconds(name: str, default: int) -> int:
+    value = (os.environ.get(name) or "").strip()
+    if not value:
+        return default
+    if not value.isdigit():
+        raise ConfigError(f"{name} must be a whole number of seconds, not {value!r}")
+    return int(value)
+
+
 # off unless asked for: the debug pages show settings and paths, and its query log grows without bound
 DEBUG = _env_bool("DJANGO_DEBUG", False)
 # The local default key is only fit for a laptop; deployments set DJANGO_SECRET_KEY.
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "dawn-local-development-key-not-for-production"
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver").split(",") if h.strip()]
+
+# Served over HTTPS only (a deployment; `make run` is plain HTTP on loopback and leaves these off): plain HTTP
+# is redirected, cookies go over HTTPS only, browsers are told to keep to HTTPS (HSTS). Health and metrics
+# are exempt from the redirect: probes and scrapers reach a worker directly, over plain HTTP.
+HTTPS_ONLY = _env_bool("DJANGO_HTTPS", False)
+SECURE_SSL_REDIRECT = HTTPS_ONLY
+SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^metrics$"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS_ONLY
+SECURE_HSTS_SECONDS = _env_seconds("DJANGO_HSTS_SECONDS", 31536000 if HTTPS_ONLY else 0)  # a year
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = _env_bool("DJANGO_HSTS_PRELOAD", True)  # consent to the preload list; nothing is submitted
+# behind a TLS-terminating proxy that sets X-Forwarded-Proto (and drops a client's own): requests it marks
+# https are secure. Never set it where clients reach the server without that proxy: they could claim https.
+if _env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # local play: writes need no user, for loopback clients only (consciousness/access.py); `make run` sets it
 DAWN_OPEN_WRITES = _env_bool("DAWN_OPEN_WRITES", False)
@@ -173,6 +197,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # the picture's URL names a file: the router's slashed copy of it is served, not documented twice
+    "PREPROCESSING_HOOKS": ["consciousness.schema.endpoints_without_slashed_twins"],
     # Swagger UI and Redoc from drf-spectacular-sidecar's local copies: no request leaves the host
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

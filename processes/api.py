@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from consciousness.listing import NewestFirst
-from consciousness.rest import ErrorSerializer, epoch_parse
+from consciousness.rest import ID_PATTERN, ErrorSerializer, epoch_parse
 from processes import services
 from processes.models import MemoryConsolidation, ProcessRun, script_bare, script_file
 from processes.registry import analysis_spec, script_modules
@@ -86,6 +86,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     serializer_class = RunSerializer
     filterset_class = RunFilter
     pagination_class = NewestFirst
+    lookup_value_regex = ID_PATTERN
     write_permission = "processes.add_processrun"  # start runs, and cancel one's own
 
     def get_serializer_class(self):
@@ -138,4 +139,5 @@ class ConsolidationViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = MemoryConsolidation.objects.select_related("run")
     serializer_class = ConsolidationSerializer
     pagination_class = NewestFirst
+    lookup_value_regex = ID_PATTERN
     filterset_fields = ["run"]

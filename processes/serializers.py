@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
@@ -23,6 +25,23 @@ class ScriptField(serializers.CharField):
 
     def to_internal_value(self, data: object) -> str:
         return script_bare(super().to_internal_value(data))
+
+
+class ScriptFieldSchema(OpenApiSerializerFieldExtension):
+    """In a request, the schema names the scripts one may send; a stored run may name one since removed."""
+
+    target_class = ScriptField
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        if direction == "request":
+            schema["enum"] = [form for form, _label in script_choices()]
+        return schema
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class ParametersField(serializers.JSONField):
+    """A script's parameters: a JSON object, checked against the script's JSON Schema by the runs service."""
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -54,7 +73,7 @@ class RunStartSerializer(serializers.Serializer):
     """POST /api/runs/: which script, with which parameters (checked against the script's JSON Schema)."""
 
     script = ScriptField(help_text='e.g. "chaos_engine.py" or "chaos_engine"; GET /api/processes/ lists them.')
-    parameters = serializers.JSONField(
+    parameters = ParametersField(
         required=False, default=dict, help_text="An object; its schema is the script's in GET /api/processes/."
     )
 
@@ -65,6 +84,16 @@ class RunStartSerializer(serializers.Serializer):
         if unknown:
             raise ValidationError({name: ["unknown field"] for name in unknown})
         return super().to_internal_value(data)
+
+
+class RunStartSchema(OpenApiSerializerExtension):
+    """The schema says what to_internal_value enforces: no field beyond script and parameters."""
+
+    target_class = RunStartSerializer
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_serializer(self.target_class, direction, bypass_extensions=True)
+        return {**schema, "additionalProperties": False}
 
 
 class ConsolidationSerializer(serializers.ModelSerializer):

@@ -6,6 +6,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.test import RequestFactory
 from rest_framework.request import Request
 from rest_framework.parsers import JSONParser
+from rest_framework.views import APIView
 
 from consciousness.access import WritePermission, may_write
 from dawn_site.asgi import application
@@ -62,8 +63,11 @@ def test_the_write_rule(settings, user, open_writes, client, unforgeable, allowe
     assert may_write(user=user, permission="app.write", client=client, unforgeable=unforgeable) is allowed
 
 
-class View:
+class View(APIView):
     write_permission = "app.write"
+
+    def post(self, request):
+        raise AssertionError("only the permission is asked here")
 
 
 @pytest.mark.parametrize(
