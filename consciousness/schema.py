@@ -14,6 +14,7 @@ _ERRORS = {
     "413": "The body is larger than the server accepts.",
     "415": "Send application/json.",
     "500": "An unexpected server error.",
+    "503": "The database cannot take the write now (locked, out of space, read-only): retry after `Retry-After`.",
 }
 
 
@@ -24,7 +25,7 @@ class DawnAutoSchema(AutoSchema):
         responses = super()._get_response_bodies(direction)
         codes = ["400", "404", "405", "500"]
         if self.method in ("POST", "PUT", "PATCH"):
-            codes += ["413", "415"]
+            codes += ["413", "415", "503"]
         for code in codes:
             if code not in responses:
                 described = OpenApiResponse(ErrorSerializer, description=_ERRORS[code])

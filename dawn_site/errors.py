@@ -14,6 +14,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.deprecation import MiddlewareMixin
 from rest_framework.views import exception_handler
 
+from consciousness.health import database_fault
+
 logger = logging.getLogger(__name__)
 
 JSON_PREFIXES = ("/api/", "/health/", "/metrics")
@@ -31,8 +33,28 @@ def _reason(status: int) -> str:
         return "error"
 
 
+def _database_unavailable(request: HttpRequest, fault: str, *, page: bool) -> HttpResponse:
+    """503 with Retry-After: the database is there but cannot take the operation now (logged, not a 500)."""
+    retry = settings.DATABASE_RETRY_AFTER_S
+    logger.warning("%s %s: the database cannot take it now (%s); answered 503", request.method, request.path, fault)
+    detail = f"the database cannot take this now ({fault}): retry after {retry} s"
+    if page:
+        response = HttpResponse(
+            _PLAIN_PAGE.format(code=503, reason="Service Unavailable", detail=detail),
+            status=503, content_type="text/html; charset=utf-8",
+        )
+    else:
+        response = JsonResponse({"error": detail}, status=503)
+    response["Retry-After"] = str(retry)
+    return response
+
+
 def api_exception_handler(exc, context):
-    """DRF's handler, with its bodies in the API's one error shape and unexpected errors as a JSON 500."""
+    """DRF's handler, with its bodies in the API's one error shape, a database that cannot take the write now
+    as a 503 with Retry-After, and unexpected errors as a JSON 500."""
+    fault = database_fault(exc)
+    if fault is not None:
+        return _database_unavailable(context["request"], fault, page=False)
     response = exception_handler(exc, context)
     if response is None:
         logger.exception("unhandled error in %s", context.get("view").__class__.__name__, exc_info=exc)
@@ -45,7 +67,14 @@ def api_exception_handler(exc, context):
 
 
 class JsonErrorMiddleware(MiddlewareMixin):
-    """On JSON paths: a 413 for an oversized body before anything reads it, and every error page as JSON."""
+    """On JSON paths: a 413 for an oversized body before anything reads it, and every error page as JSON.
+    On every path: a database that cannot take the operation now is a 503 with Retry-After (DEBUG or not)."""
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        fault = database_fault(exception)
+        if fault is None:
+            return None
+        return _database_unavailable(request, fault, page=not json_path(request.path))
 
     def process_request(self, request: HttpRequest) -> HttpResponse | None:
         if not json_path(request.path):
