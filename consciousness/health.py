@@ -92,6 +92,8 @@ def database_write_check() -> dict:
         if vendor == "sqlite":
             # the busy timeout is per connection: shortened for the probe, restored after it
             with connection.cursor() as cursor:
+                cursor.execute("PRAGMA busy_timeout")
+                (busy_ms,) = cursor.fetchone()
                 cursor.execute(f"PRAGMA busy_timeout = {int(PROBE_TIMEOUT_S * 1000)}")
         try:
             with transaction.atomic():
@@ -105,7 +107,7 @@ def database_write_check() -> dict:
         finally:
             if vendor == "sqlite" and connection.connection is not None:
                 with connection.cursor() as cursor:
-                    cursor.execute(f"PRAGMA busy_timeout = {int(settings.DATABASE_LOCK_TIMEOUT_S * 1000)}")
+                    cursor.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
     except Exception as exc:  # reported, never raised: a probe that fails with a 500 tells nothing
         return {"status": "error", "fault": database_fault(exc), "error": _error_text(exc)}
     return {"status": "ok", "fault": None, "error": None}
