@@ -25,10 +25,12 @@ def free_port() -> int:
 class Site:
     """A DAWN installation of its own: a database and a log folder under a temporary directory."""
 
-    def __init__(self, tmp_path: Path, *, database_url: str | None = None, redis_url: str | None = None) -> None:
+    def __init__(
+        self, tmp_path: Path, *, database_url: str | None = None, redis_url: str | None = None, db_path: Path | None = None
+    ) -> None:
         tmp_path.mkdir(parents=True, exist_ok=True)
         self.tmp_path = tmp_path
-        self.db_path = tmp_path / "dawn.sqlite3"
+        self.db_path = db_path or tmp_path / "dawn.sqlite3"  # SQLite's file, wherever the test wants it
         self.database_url = database_url or f"sqlite:///{self.db_path}"
         self.env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
         self.env.update({"DATABASE_URL": self.database_url, "DAWN_LOG_DIR": str(tmp_path / "logs"), "PYTHONUNBUFFERED": "1"})
