@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 
+import redis.exceptions
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.deprecation import MiddlewareMixin
@@ -33,11 +34,21 @@ def _reason(status: int) -> str:
         return "error"
 
 
-def _database_unavailable(request: HttpRequest, fault: str, *, page: bool) -> HttpResponse:
-    """503 with Retry-After: the database is there but cannot take the operation now (logged, not a 500)."""
+def _unavailable(exc: BaseException) -> str | None:
+    """What cannot take the request now, and why ("the database (locked)"), or None for any other error."""
+    fault = database_fault(exc)
+    if fault is not None:
+        return f"the database ({fault})"
+    if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+        return "Redis (unreachable)"  # the write throttles' shared counters, in the scaled shape
+    return None
+
+
+def _unavailable_answer(request: HttpRequest, what: str, *, page: bool) -> HttpResponse:
+    """503 with Retry-After: a backing service cannot take the operation now (logged in a line, not a 500)."""
     retry = settings.DATABASE_RETRY_AFTER_S
-    logger.warning("%s %s: the database cannot take it now (%s); answered 503", request.method, request.path, fault)
-    detail = f"the database cannot take this now ({fault}): retry after {retry} s"
+    logger.warning("%s %s: %s cannot take it now; answered 503", request.method, request.path, what)
+    detail = f"{what} cannot take this now: retry after {retry} s"
     if page:
         response = HttpResponse(
             _PLAIN_PAGE.format(code=503, reason="Service Unavailable", detail=detail),
@@ -50,11 +61,11 @@ def _database_unavailable(request: HttpRequest, fault: str, *, page: bool) -> Ht
 
 
 def api_exception_handler(exc, context):
-    """DRF's handler, with its bodies in the API's one error shape, a database that cannot take the write now
-    as a 503 with Retry-After, and unexpected errors as a JSON 500."""
-    fault = database_fault(exc)
-    if fault is not None:
-        return _database_unavailable(context["request"], fault, page=False)
+    """DRF's handler, with its bodies in the API's one error shape, a database (or Redis) that cannot take the
+    write now as a 503 with Retry-After, and unexpected errors as a JSON 500."""
+    what = _unavailable(exc)
+    if what is not None:
+        return _unavailable_answer(context["request"], what, page=False)
     response = exception_handler(exc, context)
     if response is None:
         logger.exception("unhandled error in %s", context.get("view").__class__.__name__, exc_info=exc)
@@ -68,13 +79,13 @@ def api_exception_handler(exc, context):
 
 class JsonErrorMiddleware(MiddlewareMixin):
     """On JSON paths: a 413 for an oversized body before anything reads it, and every error page as JSON.
-    On every path: a database that cannot take the operation now is a 503 with Retry-After (DEBUG or not)."""
+    On every path: a database (or Redis) that cannot take the operation now is a 503 with Retry-After, DEBUG or not."""
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        fault = database_fault(exception)
-        if fault is None:
+        what = _unavailable(exception)
+        if what is None:
             return None
-        return _database_unavailable(request, fault, page=not json_path(request.path))
+        return _unavailable_answer(request, what, page=not json_path(request.path))
 
     def process_request(self, request: HttpRequest) -> HttpResponse | None:
         if not json_path(request.path):

@@ -3,93 +3,22 @@ second SQLite connection, and its filesystem full (a tmpfs of its own, filled to
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import sqlite3
 import subprocess
-import threading
 import time
-import urllib.error
-import urllib.request
-from email.message import Message
 from pathlib import Path
 
 import pytest
 import yaml
 from django.conf import settings
-from websockets.sync.client import connect
 
-from tests.support import ROOT, Site, free_port, wait_http
-from tests.test_operations import ORIGIN, scrape, total
+from tests.support import ROOT, Site, StreamWatch, free_port, health, health_until, run_post, wait_http
+from tests.test_operations import scrape, total
 
 pytestmark = pytest.mark.slow
 
 RATE = 10
-
-
-def health(base: str) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(f"{base}/health/", timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-def health_until(base: str, predicate, timeout: float) -> tuple[float, dict]:
-    """Poll /health/ until `predicate(status, body)`; returns the seconds it took and the body."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        status, body = health(base)
-        if predicate(status, body):
-            return time.monotonic() - started, body
-        time.sleep(0.2)
-    raise AssertionError(f"/health/ never got there within {timeout} s: {status} {body}")
-
-
-def run_post(base: str) -> tuple[int, Message, dict, float]:
-    """POST /api/runs/ (local play): status, headers, body and how long the answer took."""
-    request = urllib.request.Request(
-        f"{base}/api/runs/", data=b'{"script": "chaos_engine"}', headers={"Content-Type": "application/json"}
-    )
-    started = time.monotonic()
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            status, headers, body = response.status, response.headers, response.read()
-    except urllib.error.HTTPError as exc:
-        status, headers, body = exc.code, exc.headers, exc.read()
-    return status, headers, json.loads(body), time.monotonic() - started
-
-
-class StreamWatch:
-    """A /ws client on a thread of its own: every tick it receives, with the moment it came."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.ticks: list[tuple[float, int]] = []
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        assert self._ready.wait(10), "the stream did not open"
-
-    def _run(self) -> None:
-        with connect(self.url, origin=ORIGIN) as socket:
-            self._ready.set()
-            while not self._stop.is_set():
-                try:
-                    message = json.loads(socket.recv(timeout=1))
-                except TimeoutError:
-                    continue
-                if message["type"] == "tick":
-                    self.ticks.append((time.monotonic(), message["data"]["tick_number"]))
-
-    def between(self, start: float, end: float) -> list[int]:
-        return [number for at, number in self.ticks if start <= at <= end]
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
 
 
 def persisted_numbers(site: Site) -> list[int]:
@@ -137,7 +66,7 @@ def test_a_database_write_locked_for_10_then_30_s_loses_no_tick_and_health_and_w
             assert body["channel_layer"]["status"] == "ok"
             status, headers, answer, waited = run_post(base)
             assert status == 503 and headers["Retry-After"] == str(settings.DATABASE_RETRY_AFTER_S), answer
-            assert "locked" in answer["error"] and waited < bound + 2
+            assert "the database (locked)" in answer["error"] and waited < bound + 2
             print(f"lock {hold} s: /health/ 503 after {took:.1f} s; POST /api/runs/ 503 after {waited:.1f} s")
             time.sleep(max(0.0, locked_at + hold - time.monotonic()))
             backlog = health(base)[1]["persistence"]["backlog_ticks"]
@@ -209,7 +138,7 @@ def test_a_full_disk_keeps_the_engine_ticking_bounds_the_buffer_and_flushes_once
         assert body["persistence"]["status"] == "failing" and "full" in body["persistence"]["last_error"]
         assert body["engine"]["status"] == "ticking"
         status, headers, answer, _waited = run_post(base)
-        assert status == 503 and "disk full" in answer["error"] and headers["Retry-After"]
+        assert status == 503 and "the database (disk full)" in answer["error"] and headers["Retry-After"]
         print(f"disk full: /health/ 503 after {took:.1f} s")
         time.sleep(8)
         _status, body = health(base)
