@@ -8,6 +8,7 @@ through ENGINE_GROUP, where runtick's inbox is the member.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -25,11 +26,15 @@ STREAM_GROUP = "dawn.stream"
 ENGINE_GROUP = "dawn.engine"
 # channels_redis forgets group members after its group_expiry (an hour here): re-join well before
 GROUP_REFRESH_S = 600.0
+# a membership that lapsed (a failed join, a layer that was down or restarted empty) is retried this often
+REJOIN_RETRY_S = 1.0
 LEAVE_TIMEOUT_S = 2.0
+STATUS_INTERVAL_S = 1.0  # how often runtick publishes its status on the stream (STREAM_STATUS)
 
 # channel-layer message types (the envelope; the outbound message rides inside unchanged)
 STREAM_TICK = "stream.tick"  # {"message": tick message, "epoch": str, "rate": Hz, "stimuli": [{"key", "ref"}]}
 STREAM_EVENT = "stream.event"  # {"message": any other outbound message}
+STREAM_STATUS = "stream.status"  # {"epoch": str, "status": runtick's status report (HistoryWriter.status)}
 ENGINE_STIMULUS = "engine.stimulus"  # {"kind", "intensity", "ref", "key"}: a client's stimulus
 ENGINE_PROCESSES = "engine.processes"  # a run was queued: claim it now rather than at the next poll
 ENGINE_PROCESS_CANCEL = "engine.process_cancel"  # {"run": id}: stop a running run
@@ -38,8 +43,9 @@ ENGINE_PROCESS_CANCEL = "engine.process_cancel"  # {"run": id}: stop a running r
 class GroupMember:
     """One channel of this process in a group, received from in a background task.
 
-    It re-joins the group periodically (before the layer's group expiry) and after an outage of the
-    layer, so membership never lapses silently; each message goes to `handle`.
+    It re-joins the group periodically (before the layer's group expiry), and every REJOIN_RETRY_S
+    while the membership is in doubt (a join that failed, a layer that was down or came back empty), so
+    membership never lapses silently; each message goes to `handle`. `status()` says how it stands.
     """
 
     def __init__(self, group: str, handle: Callable[[dict], None], *, name: str) -> None:
@@ -47,19 +53,29 @@ class GroupMember:
         self.handle = handle
         self.name = name
         self.channel: str | None = None
+        self.joined = False  # the last group_add succeeded
+        self.receive_failures = 0  # consecutive failed receives (0 once a message comes through)
+        self.last_error: str | None = None
         self._layer: Any = None
         self._tasks: list[asyncio.Task] = []
+        self._lapsed = asyncio.Event()
 
     @property
     def running(self) -> bool:
         return bool(self._tasks) and not self._tasks[0].done()
 
+    def status(self) -> dict:
+        """Whether the member is in its group and receiving, and the layer's last error."""
+        failing = self.receive_failures or not self.joined
+        return {"joined": self.joined, "receive_failures": self.receive_failures, "error": self.last_error if failing else None}
+
     async def join(self, layer: Any) -> None:
+        """Join and start receiving; a layer that is down now is joined as soon as it answers."""
         self._layer = layer
         # the default prefix: channels_redis serves all of a process's channels from one queue, so
         # channels under another prefix would wait for each other's blocking reads
         self.channel = await layer.new_channel()
-        await layer.group_add(self.group, self.channel)
+        await self._rejoin()
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._receive_loop(), name=self.name),
@@ -84,14 +100,33 @@ class GroupMember:
 
     async def _rejoin(self) -> None:
         try:
-            await self._layer.group_add(self.group, self.channel)
+            async with asyncio.timeout(LEAVE_TIMEOUT_S):
+                await self._layer.group_add(self.group, self.channel)
         except Exception as exc:
-            logger.warning("%s cannot re-join %s: %r", self.name, self.group, exc)
+            if self.joined or self.last_error is None:
+                logger.warning("%s cannot join %s (retrying every %g s): %r", self.name, self.group, REJOIN_RETRY_S, exc)
+            self.joined = False
+            self.last_error = repr(exc)
+            self._lapsed.set()
+            return
+        if not self.joined and self.last_error is not None:
+            logger.info("%s joined %s again", self.name, self.group)
+        self.joined = True
+        self.receive_failures = 0  # the layer answered: a receive that failed before may work now
+        self._lapsed.clear()
 
     async def _keep_joined(self) -> None:
-        # a timer of its own: the receive loop may wait far longer than the expiry for a message
+        # a timer of its own: the receive loop may wait far longer than the expiry for a message, and a
+        # layer that restarted empty forgets the member without the blocking read ever failing
         while True:
-            await asyncio.sleep(GROUP_REFRESH_S)
+            if self._lapsed.is_set():
+                await asyncio.sleep(REJOIN_RETRY_S)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(GROUP_REFRESH_S):
+                        await self._lapsed.wait()
+                if self._lapsed.is_set():
+                    continue  # lapsed meanwhile: retry after REJOIN_RETRY_S
             await self._rejoin()
 
     async def _receive_loop(self) -> None:
@@ -99,12 +134,17 @@ class GroupMember:
         while True:
             try:
                 message = await self._layer.receive(self.channel)
-                failures = 0
+                failures = self.receive_failures = 0
             except Exception as exc:  # e.g. Redis restarting: keep trying, re-join when it is back
                 failures += 1
+                self.receive_failures = failures
+                self.last_error = repr(exc)
                 LAYER_ERRORS.labels(operation="receive").inc()
                 if failures in (1, 10) or failures % 100 == 0:
                     logger.warning("%s cannot receive from the channel layer (%d): %r", self.name, failures, exc)
+                # whatever the layer lost while it failed, the membership goes with it: join again
+                self.joined = False
+                self._lapsed.set()
                 await asyncio.sleep(min(0.1 * failures, 2.0))
                 await self._rejoin()
                 continue
@@ -154,13 +194,15 @@ class _GroupPublisher:
             while not self._closed and (message := self._take()) is not None:
                 await self._send(message)
 
-    async def close(self) -> None:
-        """Deliver what is waiting (each send bounded by the timeout), then stop."""
+    async def close(self, *, deliver: bool = True) -> None:
+        """Deliver what is waiting (each send bounded by the timeout), or drop it, then stop."""
         self._closed = True
         self._wake.set()
         if self._task is not None:
+            if not deliver:
+                self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        while (message := self._take()) is not None:
+        while deliver and (message := self._take()) is not None:
             if not await self._send(message):
                 break
 
@@ -207,12 +249,36 @@ class StreamPublisher:
     the tick applied (`applied()`), so that every serving process can acknowledge its own clients'.
     """
 
-    def __init__(self, layer: Any, *, epoch: str, applied: Callable[[], list[dict]], rate: float) -> None:
+    def __init__(
+        self,
+        layer: Any,
+        *,
+        epoch: str,
+        applied: Callable[[], list[dict]],
+        rate: float,
+        status: Callable[[], dict] | None = None,
+    ) -> None:
         self.epoch = epoch
         self.applied = applied
         self.rate = rate
+        self.status = status  # runtick's status report, published every STATUS_INTERVAL_S (None: never)
         self._ticks = LatestPublisher(layer, STREAM_GROUP)
         self._events = QueuePublisher(layer, STREAM_GROUP)
+        self._status = LatestPublisher(layer, STREAM_GROUP)
+        self._status_task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        """Publish the status report now and every STATUS_INTERVAL_S, whether ticks flow or not."""
+        if self.status is not None and self._status_task is None:
+            self._status_task = asyncio.get_running_loop().create_task(self._publish_status(), name="publish:status")
+
+    async def _publish_status(self) -> None:
+        while True:
+            try:
+                self._status.offer({"type": STREAM_STATUS, "epoch": self.epoch, "status": self.status()})
+            except Exception:  # a report that cannot be made must not end the reports
+                logger.exception("could not make the status report")
+            await asyncio.sleep(STATUS_INTERVAL_S)
 
     async def __call__(self, result: StepResult) -> None:
         envelope = {"type": STREAM_TICK, "message": tick_message(result.tick), "epoch": self.epoch, "rate": self.rate}
@@ -226,5 +292,9 @@ class StreamPublisher:
         self._events.offer({"type": STREAM_EVENT, "message": message})
 
     async def close(self) -> None:
+        if self._status_task is not None:
+            self._status_task.cancel()
+            await asyncio.gather(self._status_task, return_exceptions=True)
         await self._ticks.close()
         await self._events.close()
+        await self._status.close(deliver=False)  # a report of a process that is going is no news

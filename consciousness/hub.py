@@ -33,7 +33,7 @@ from consciousness.frames import (
     error_message,
     stimulus_applied_message,
 )
-from consciousness.groups import STREAM_EVENT, STREAM_GROUP, STREAM_TICK, GroupMember
+from consciousness.groups import STREAM_EVENT, STREAM_GROUP, STREAM_STATUS, STREAM_TICK, GroupMember
 from consciousness.metrics import FRAMES_DROPPED, FRAMES_SENT
 
 logger = logging.getLogger(__name__)
@@ -186,6 +186,8 @@ class StreamHub:
         self.latest_epoch: str | None = None
         self.latest_received_at: float | None = None
         self.tick_rate = tick_rate  # the engine's, as its envelopes say (config.yaml's until the first)
+        self.engine_status: dict | None = None  # runtick's latest status report (STREAM_STATUS), for /health/
+        self.engine_status_at: float | None = None
         self.ring: deque[Frame] = deque(maxlen=ring_size)  # the latest ticks of latest_epoch, oldest first
         self.evicted = 0
         self._member = GroupMember(STREAM_GROUP, self.dispatch, name="dawn-stream-hub")
@@ -200,6 +202,11 @@ class StreamHub:
     @property
     def channel(self) -> str | None:
         return self._member.channel
+
+    @property
+    def membership(self) -> dict:
+        """How this process's stream membership stands (GroupMember.status)."""
+        return self._member.status()
 
     @property
     def clients_scope(self) -> str:
@@ -245,6 +252,8 @@ class StreamHub:
                 self._acknowledge(envelope["stimuli"], tick["tick_number"])
         elif kind == STREAM_EVENT:
             self.broadcast(Frame(envelope["message"]))
+        elif kind == STREAM_STATUS:
+            self.engine_status, self.engine_status_at = envelope.get("status"), time.time()
 
     def broadcast(self, frame: Frame) -> None:
         """Offer one frame, encoded once per protocol, to every local client."""

@@ -85,7 +85,10 @@ class EngineCollector(Collector):
             (GaugeMetricFamily, "dawn_tick_number", "The newest tick's number.", loop.engine.state.tick_number),
             (CounterMetricFamily, "dawn_history_flushed_ticks", "Ticks persisted by this runtick.", history.flushed_ticks),
             (CounterMetricFamily, "dawn_history_flush_failures", "History flushes that failed (retried).", history.failures),
-            (GaugeMetricFamily, "dawn_history_buffered_ticks", "Ticks waiting for the next flush.", len(history.buffer)),
+            (GaugeMetricFamily, "dawn_history_buffered_ticks", "Ticks not persisted yet (waiting or being written).",
+             history.backlog),
+            (CounterMetricFamily, "dawn_history_dropped_ticks",
+             "Unpersisted ticks dropped, the oldest first, past persistence.max_backlog.", history.dropped_ticks),
         ):
             yield kind(name, documentation, value=value)
 

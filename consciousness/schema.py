@@ -21,9 +21,10 @@ _ERRORS = {
     "415": "Send application/json.",
     "429": "Too many writes from this user or address, or too many runs waiting: retry after `Retry-After`.",
     "500": "An unexpected server error.",
+    "503": "The database cannot take the write now (locked, out of space, read-only): retry after `Retry-After`.",
 }
 _READ_ERRORS = ["400", "403", "404", "405", "500"]
-_WRITE_ERRORS = [*_READ_ERRORS, "413", "415", "429"]
+_WRITE_ERRORS = [*_READ_ERRORS, "413", "415", "429", "503"]
 _RETRY_AFTER = {
     "Retry-After": {
         "schema": {"type": "integer"}, "required": True, "description": "Seconds to wait before retrying."

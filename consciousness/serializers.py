@@ -43,17 +43,68 @@ class TickSerializer(serializers.Serializer):
 
 
 class EngineHealthSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["ticking", "stale", "no ticks yet"])
+    status = serializers.CharField(
+        help_text='"ticking"; failing: "stale" (no tick for stale_after_s) or "no ticks yet". Other states may '
+        "be added; only the failing ones are listed in `failing`."
+    )
     tick_number = serializers.IntegerField(allow_null=True)
     last_tick_age_s = serializers.FloatField(allow_null=True, help_text="Seconds since the newest tick's timestamp.")
     stale_after_s = serializers.FloatField()
     source = serializers.ChoiceField(choices=["stream", "database", "none"], help_text="Where the newest tick came from.")
 
 
+class DatabaseHealthSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok", "error"], help_text="Whether this process can write now.")
+    fault = serializers.CharField(
+        allow_null=True, help_text='"locked", "timeout", "disk full", "read-only", "unreachable", or null.'
+    )
+    error = serializers.CharField(allow_null=True, help_text="The write probe's error, as the database gave it.")
+
+
+class PersistenceHealthSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=["ok", "failing", "behind", "unknown"],
+        help_text='"failing": the last flush failed; "behind": a tick has waited longer than a flush interval '
+        'plus stale_after; "unknown": no report from the engine and no recent persisted tick.',
+    )
+    source = serializers.ChoiceField(
+        choices=["engine", "stream", "database", "none"],
+        help_text="engine: the history writer of this process; stream: runtick's status report; database: the "
+        "newest persisted tick only.",
+    )
+    backlog_ticks = serializers.IntegerField(allow_null=True, help_text="Ticks not persisted yet.")
+    oldest_unpersisted_tick = serializers.IntegerField(allow_null=True)
+    oldest_unpersisted_age_s = serializers.FloatField(allow_null=True)
+    last_flush_age_s = serializers.FloatField(allow_null=True, help_text="Seconds since the last successful flush.")
+    failures = serializers.IntegerField(allow_null=True, help_text="Failed flushes since runtick started.")
+    consecutive_failures = serializers.IntegerField(allow_null=True)
+    dropped_ticks = serializers.IntegerField(allow_null=True, help_text="Ticks dropped past max_backlog.")
+    max_backlog = serializers.IntegerField(allow_null=True)
+    last_error = serializers.CharField(allow_null=True, help_text="The last failed flush's error.")
+    newest_persisted_tick = serializers.IntegerField(allow_null=True)
+    newest_persisted_age_s = serializers.FloatField(allow_null=True)
+
+
+class ChannelLayerHealthSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=["ok", "unreachable", "not joined", "no ticks", "unused"],
+        help_text='"unreachable": receiving fails; "not joined": the stream group membership lapsed; "no ticks": '
+        'the engine ticks (as the history shows) but none reach this process; "unused": it serves no stream.',
+    )
+    joined = serializers.BooleanField(allow_null=True)
+    receive_failures = serializers.IntegerField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+
+
 class HealthSerializer(serializers.Serializer):
-    """/health/: 200 while everything works, 503 listing what does not in `failing`."""
+    """/health/: 200 while ticks are computed, persisted and broadcast; 503 listing what fails in `failing`."""
 
     status = serializers.ChoiceField(choices=["ok", "unhealthy"])
-    failing = serializers.ListField(child=serializers.CharField(), help_text="The failing components, by name.")
+    failing = serializers.ListField(
+        child=serializers.ChoiceField(choices=["engine", "database", "persistence", "channel_layer"]),
+        help_text="The failing components, by name.",
+    )
     engine = EngineHealthSerializer()
-    database = serializers.CharField(help_text='"ok" or "error: <exception class>".')
+    database = DatabaseHealthSerializer()
+    persistence = PersistenceHealthSerializer()
+    channel_layer = ChannelLayerHealthSerializer()

@@ -100,6 +100,8 @@ class PersistenceConfig(_Strict):
     flush_interval: Number = Field(1.0, gt=0, le=60)
     retention_hours: Number = Field(24.0, gt=0, le=24 * 3650)
     prune_interval: Number = Field(60.0, gt=0, le=86400)
+    # ticks kept unpersisted while the database refuses writes (about 1.5 KB each); beyond, the oldest go
+    max_backlog: int = Field(36_000, ge=10, le=10_000_000)
 
 
 class StreamConfig(_Strict):

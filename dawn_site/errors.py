@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 
+import redis.exceptions
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.deprecation import MiddlewareMixin
 from rest_framework.views import exception_handler
+
+from consciousness.health import database_fault
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +34,38 @@ def _reason(status: int) -> str:
         return "error"
 
 
+def _unavailable(exc: BaseException) -> str | None:
+    """What cannot take the request now, and why ("the database (locked)"), or None for any other error."""
+    fault = database_fault(exc)
+    if fault is not None:
+        return f"the database ({fault})"
+    if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+        return "Redis (unreachable)"  # the write throttles' shared counters, in the scaled shape
+    return None
+
+
+def _unavailable_answer(request: HttpRequest, what: str, *, page: bool) -> HttpResponse:
+    """503 with Retry-After: a backing service cannot take the operation now (logged in a line, not a 500)."""
+    retry = settings.DATABASE_RETRY_AFTER_S
+    logger.warning("%s %s: %s cannot take it now; answered 503", request.method, request.path, what)
+    detail = f"{what} cannot take this now: retry after {retry} s"
+    if page:
+        response = HttpResponse(
+            _PLAIN_PAGE.format(code=503, reason="Service Unavailable", detail=detail),
+            status=503, content_type="text/html; charset=utf-8",
+        )
+    else:
+        response = JsonResponse({"error": detail}, status=503)
+    response["Retry-After"] = str(retry)
+    return response
+
+
 def api_exception_handler(exc, context):
-    """DRF's handler, with its bodies in the API's one error shape and unexpected errors as a JSON 500."""
+    """DRF's handler, with its bodies in the API's one error shape, a database (or Redis) that cannot take the
+    write now as a 503 with Retry-After, and unexpected errors as a JSON 500."""
+    what = _unavailable(exc)
+    if what is not None:
+        return _unavailable_answer(context["request"], what, page=False)
     response = exception_handler(exc, context)
     if response is None:
         logger.exception("unhandled error in %s", context.get("view").__class__.__name__, exc_info=exc)
@@ -45,7 +78,14 @@ def api_exception_handler(exc, context):
 
 
 class JsonErrorMiddleware(MiddlewareMixin):
-    """On JSON paths: a 413 for an oversized body before anything reads it, and every error page as JSON."""
+    """On JSON paths: a 413 for an oversized body before anything reads it, and every error page as JSON.
+    On every path: a database (or Redis) that cannot take the operation now is a 503 with Retry-After, DEBUG or not."""
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        what = _unavailable(exception)
+        if what is None:
+            return None
+        return _unavailable_answer(request, what, page=not json_path(request.path))
 
     def process_request(self, request: HttpRequest) -> HttpResponse | None:
         if not json_path(request.path):

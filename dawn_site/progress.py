@@ -53,7 +53,7 @@ class ProgressReport:
             f"lateness {lateness:.1f} ms mean, "
             f"{'no stream here' if clients is None else f'{clients} clients'}, "
             f"{int(delta['flushed'])} ticks persisted in {int(delta['flush_count'])} flushes ({flush_ms:.1f} ms mean), "
-            f"{len(self.history.buffer)} buffered, {self.history.failures} flush failures"
+            f"{self.history.backlog} buffered, {self.history.failures} flush failures"
         )
 
     async def run(self, interval: float) -> None:

@@ -19,7 +19,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from prometheus_client import start_http_server
 
-from consciousness import metrics, selectors, services
+from consciousness import health, metrics, selectors, services
 from consciousness.access import is_loopback
 from consciousness.engine import Engine, EngineConfig, StepResult
 from consciousness.groups import StreamPublisher
@@ -155,6 +155,7 @@ class EngineRuntime:
         self.inbox = EngineInbox(next_tick=lambda: self.engine.state.tick_number + 1)
         self.loop: TickLoop | None = None
         self.dispatcher: ProcessDispatcher | None = None
+        self.history: HistoryWriter | None = None
         self.server = None
         self.signals = 0
         self.resumed_processes: dict | None = None  # what the snapshot saved of the rules and pending runs
@@ -208,7 +209,8 @@ class EngineRuntime:
         layer = get_channel_layer()
         inbox = self.inbox
         stream = StreamPublisher(
-            layer, epoch=str(self.epoch), applied=lambda: inbox.applied, rate=self.options.rate
+            layer, epoch=str(self.epoch), applied=lambda: inbox.applied, rate=self.options.rate,
+            status=self._status,
         )
         processes = self.config["processes"]
         self.dispatcher = dispatcher = ProcessDispatcher(
@@ -234,8 +236,10 @@ class EngineRuntime:
             flush_interval=persistence["flush_interval"],
             retention=timedelta(hours=persistence["retention_hours"]),
             prune_interval=persistence["prune_interval"],
+            max_backlog=persistence["max_backlog"],
             companions={PROCESSES_STATE: process_state},
         )
+        self.history = history
         # the process sink first: the snapshot the history sink may take must include what this tick fired
         sinks = [process_sink, history, stream]
 
@@ -248,12 +252,14 @@ class EngineRuntime:
             until=self.options.until,
         )
         metrics.ENGINE.attach(loop=self.loop, history=history)
+        health.RUNTIME.attach(status=self._status)  # this process's /health/ reads it directly
         metrics.RUNS.model = ProcessRun
         progress = ProgressReport(loop=self.loop, history=history, clients=_local_clients)
         report = aio.create_task(progress.run(self.options.progress)) if self.options.progress > 0 else None
         serve_task = None
         try:
             await inbox.listen(layer)
+            stream.start()  # the status report, for the workers' /health/
             await dispatcher.start(resumed=self.resumed_processes)
             if self.sock is not None:
                 serve_task = await self._serve()
@@ -279,6 +285,7 @@ class EngineRuntime:
             if report is not None:
                 report.cancel()
             metrics.ENGINE.detach()
+            health.RUNTIME.detach()
             await dispatcher.close()
             await history.close()
             await stream.close()
@@ -294,6 +301,10 @@ class EngineRuntime:
                 history.flushed_ticks,
                 self.loop.slots_skipped,
             )
+
+    def _status(self) -> dict:
+        """What this engine reports about itself: on /health/ here, and on the stream for the workers."""
+        return {"persistence": self.history.status()}
 
     def _serve_metrics(self) -> None:
         # prometheus-client's own server, on a thread: runtick --no-serve has no HTTP server of its own

@@ -105,6 +105,14 @@ TEMPLATES = [
     },
 ]
 
+# How long a statement waits for a lock another connection holds before it fails: a REST write then answers
+# 503 with Retry-After (dawn_site/errors.py) instead of hanging, and a history flush is retried later
+DATABASE_LOCK_TIMEOUT_S = 5
+# PostgreSQL: no statement runs longer than this (a hung server, a full disk that blocks the WAL writer)
+DATABASE_STATEMENT_TIMEOUT_S = 60
+# what a 503 for a locked, full or read-only database tells the client to wait before retrying
+DATABASE_RETRY_AFTER_S = 5
+
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
@@ -118,11 +126,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # WAL lets the API read while runtick writes; IMMEDIATE + timeout queue writers instead of failing
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
+        "timeout": DATABASE_LOCK_TIMEOUT_S,  # sqlite3's busy timeout, in seconds
     }
     # a file, not shared-cache memory: the engine writes from its own threads, and only a file
     # database gives them WAL and the busy timeout
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+        f"-c lock_timeout={DATABASE_LOCK_TIMEOUT_S * 1000} -c statement_timeout={DATABASE_STATEMENT_TIMEOUT_S * 1000}"
+    )
 
 REDIS_URL = os.environ.get("REDIS_URL") or ""
 # the write throttles' counters: shared by every worker through Redis in the scaled shape

@@ -27,6 +27,7 @@ from django.db import close_old_connections, connections
 from consciousness import frames
 from consciousness.engine import TICK_FIGURES
 from consciousness.groups import ENGINE_PROCESS_CANCEL, ENGINE_PROCESSES
+from consciousness.health import database_fault
 from consciousness.metrics import DATABASE_ERRORS, run_observe
 from processes import selectors, services
 from processes.inflight import MANUAL, InFlight, Pending
@@ -222,9 +223,13 @@ class ProcessDispatcher:
                     await self._prune()
                 await self._fill()
                 await self._reap()
-            except Exception:
+            except Exception as exc:
                 DATABASE_ERRORS.labels(component="dispatcher").inc()
-                logger.exception("process dispatcher could not claim runs")
+                fault = database_fault(exc)
+                if fault is not None:  # an outage, not a bug: one line per poll, no traceback
+                    logger.warning("process dispatcher could not claim runs: the database is %s (%s)", fault, exc)
+                else:
+                    logger.exception("process dispatcher could not claim runs")
 
     async def _fill(self) -> None:
         while not self._closing and len(self.running) < self.max_concurrent:

@@ -49,3 +49,49 @@ def local_browser(communicator):
     communicator.scope["headers"] = [*communicator.scope.get("headers", []), *LOCAL_BROWSER["headers"]]
     communicator.scope["client"] = LOCAL_BROWSER["client"]
     return communicator
+
+
+@pytest.fixture
+def write_locked(monkeypatch):
+    """A real second connection that holds the database's write lock while the context lasts (SQLite:
+    BEGIN IMMEDIATE on the same file; PostgreSQL: the tables locked against writes), with the lock timeout
+    of every new connection cut to `timeout` seconds so that the tests need not wait the real bound."""
+    import asyncio
+    import contextlib
+    import sqlite3
+
+    from django.db import connection
+
+    options = connections.settings["default"].setdefault("OPTIONS", {})
+
+    @contextlib.contextmanager
+    def lock(*tables: str, timeout: float = 0.3):
+        if connection.vendor == "sqlite":
+            monkeypatch.setitem(options, "timeout", timeout)
+        else:
+            ms = int(timeout * 1000)
+            monkeypatch.setitem(options, "options", f"-c lock_timeout={ms} -c statement_timeout=60000")
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            connections.close_all()  # the next query connects with the short timeout
+        # (in an async test every query runs in a thread that connects afresh: CONN_MAX_AGE is 0 here)
+        if connection.vendor == "sqlite":
+            holder = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")
+        else:
+            import psycopg
+
+            params = connection.get_connection_params()
+            params.pop("cursor_factory", None)
+            params.pop("context", None)
+            holder = psycopg.connect(**{k: v for k, v in params.items() if k != "options"})
+            for table in tables:
+                holder.execute(f'LOCK TABLE "{table}" IN EXCLUSIVE MODE')  # reads pass, writes wait
+        try:
+            yield
+        finally:
+            holder.rollback()
+            holder.close()
+
+    return lock

@@ -9,8 +9,12 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
+from email.message import Message
 from pathlib import Path
 
 import psutil
@@ -28,10 +32,12 @@ def free_port() -> int:
 class Site:
     """A DAWN installation of its own: a database and a log folder under a temporary directory."""
 
-    def __init__(self, tmp_path: Path, *, database_url: str | None = None, redis_url: str | None = None) -> None:
+    def __init__(
+        self, tmp_path: Path, *, database_url: str | None = None, redis_url: str | None = None, db_path: Path | None = None
+    ) -> None:
         tmp_path.mkdir(parents=True, exist_ok=True)
         self.tmp_path = tmp_path
-        self.db_path = tmp_path / "dawn.sqlite3"
+        self.db_path = db_path or tmp_path / "dawn.sqlite3"  # SQLite's file, wherever the test wants it
         self.database_url = database_url or f"sqlite:///{self.db_path}"
         self.env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
         self.env.update({"DATABASE_URL": self.database_url, "DAWN_LOG_DIR": str(tmp_path / "logs"), "PYTHONUNBUFFERED": "1"})
@@ -193,3 +199,96 @@ def wait_http(url: str, timeout: float = 30) -> None:
         except OSError:
             time.sleep(0.05)
     raise AssertionError(f"{url} did not answer within {timeout} s")
+
+
+def health(base: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(f"{base}/health/", timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def health_until(base: str, predicate, timeout: float) -> tuple[float, dict]:
+    """Poll /health/ until `predicate(status, body)`; returns the seconds it took and the body."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        status, body = health(base)
+        if predicate(status, body):
+            return time.monotonic() - started, body
+        time.sleep(0.2)
+    raise AssertionError(f"/health/ never got there within {timeout} s: {status} {body}")
+
+
+def run_post(base: str) -> tuple[int, Message, dict, float]:
+    """POST /api/runs/ (local play): status, headers, body and how long the answer took."""
+    request = urllib.request.Request(
+        f"{base}/api/runs/", data=b'{"script": "chaos_engine"}', headers={"Content-Type": "application/json"}
+    )
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, headers, body = response.status, response.headers, response.read()
+    except urllib.error.HTTPError as exc:
+        status, headers, body = exc.code, exc.headers, exc.read()
+    return status, headers, json.loads(body), time.monotonic() - started
+
+
+class StreamWatch:
+    """A /ws client on a thread of its own: every message it receives, with the moment it came; `send` talks."""
+
+    def __init__(self, url: str, *, origin: str = "http://localhost:5173") -> None:
+        self.url = url
+        self.origin = origin
+        self.messages: list[tuple[float, dict]] = []
+        self.closed: Exception | None = None
+        self._socket = None
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        assert self._ready.wait(10), "the stream did not open"
+
+    def _run(self) -> None:
+        from websockets.sync.client import connect
+
+        with connect(self.url, origin=self.origin) as socket:
+            self._socket = socket
+            self._ready.set()
+            while not self._stop.is_set():
+                try:
+                    message = json.loads(socket.recv(timeout=1))
+                    self.messages.append((time.monotonic(), message))  # when it came, not when the wait began
+                except TimeoutError:
+                    continue
+                except Exception as exc:  # the socket went: what for is kept
+                    self.closed = exc
+                    return
+
+    @property
+    def ticks(self) -> list[tuple[float, int]]:
+        return [(at, m["data"]["tick_number"]) for at, m in list(self.messages) if m["type"] == "tick"]
+
+    def between(self, start: float, end: float) -> list[int]:
+        """The tick numbers received from `start` to `end` (time.monotonic())."""
+        return [number for at, number in self.ticks if start <= at <= end]
+
+    def send(self, message: dict) -> float:
+        """Send a message; returns when, so that its answer can be looked for after it."""
+        sent = time.monotonic()
+        self._socket.send(json.dumps(message))
+        return sent
+
+    def answer(self, predicate, *, after: float, timeout: float = 10.0) -> dict:
+        """The first message since `after` that satisfies `predicate`, waiting up to `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for at, message in list(self.messages):
+                if at >= after and predicate(message):
+                    return message
+            time.sleep(0.05)
+        raise AssertionError(f"no such message within {timeout} s (socket closed: {self.closed!r})")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

@@ -68,6 +68,8 @@ def test_missing_sections_take_defaults():
         ({"api": {"colour": "blue"}}, "api.colour"),
         ({"sound": {"volume": 11}}, "sound"),
         ({"persistence": {"flush_interval": 0}}, "persistence.flush_interval"),
+        ({"persistence": {"max_backlog": 5}}, "persistence.max_backlog"),
+        ({"persistence": {"max_backlog": 100.5}}, "persistence.max_backlog"),
     ],
 )
 def test_invalid_values_name_the_file_and_the_key(tmp_path, data, key):

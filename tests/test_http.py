@@ -202,6 +202,7 @@ def test_a_server_error_on_api_and_health_is_json_whatever_debug_says(settings, 
         raise RuntimeError("boom")
 
     monkeypatch.setattr("consciousness.api.current_tick", broken)
+    monkeypatch.setattr("consciousness.api.health_report", broken)
     monkeypatch.setattr("consciousness.api.metrics_text", broken)
     api = APIClient(raise_request_exception=False)
     for path in ("/api/state/", "/health/", "/metrics"):

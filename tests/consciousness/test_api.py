@@ -79,7 +79,7 @@ def test_health_is_200_while_ticks_are_fresh(api):
     response = api.get("/health/")
     assert response.status_code == 200
     body = response.json()
-    assert body["engine"]["status"] == "ticking" and body["database"] == "ok"
+    assert body["engine"]["status"] == "ticking" and body["database"]["status"] == "ok"
     assert body["engine"]["last_tick_age_s"] < 2
 
 
