@@ -1,25 +1,32 @@
-"""REST views over the engine: the current tick, the persisted history and the service's health."""
+"""REST views over the engine: the current tick, the persisted history, the service's health, and control."""
 
 from __future__ import annotations
 
 import time
 
 import django_filters
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import generics
+from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from consciousness import selectors
+from consciousness import control, selectors
 from consciousness.hub import stream_hub_latest
 from consciousness.metrics import metrics_text
-from consciousness.models import Tick
+from consciousness.models import EngineControl, Tick
 from consciousness.listing import NewestFirst
 from consciousness.rest import ErrorSerializer
-from consciousness.serializers import HealthSerializer, TickSerializer
+from consciousness.serializers import (
+    ControlAnswerSerializer,
+    ControlRequestSerializer,
+    ControlSerializer,
+    HealthSerializer,
+    TickSerializer,
+)
 
 
 class TickFilter(django_filters.FilterSet):
@@ -93,7 +100,10 @@ class HealthView(APIView):
             if hub is not None and hub.latest_tick is not None:
                 tick, source = hub.latest_tick, "stream"
         age = time.time() - tick["timestamp"] if tick else None
-        if age is None:
+        hub = stream_hub_latest()
+        if hub is not None and hub.engine_paused(within=stale_after):
+            engine = "paused"  # held by a control command, and heard from lately: no tick is due
+        elif age is None:
             engine = "no ticks yet"
             problems.append("engine")
         elif age > stale_after:
@@ -114,6 +124,49 @@ class HealthView(APIView):
             "database": database,
         }
         return Response(body, status=200 if not problems else 503)
+
+
+class EngineControlView(generics.ListAPIView):
+    """Engine control: POST a command (pause, resume, step N ticks while paused, rate R); GET lists the journal.
+
+    The POST waits for the engine to apply the command between two ticks (control.ACK_TIMEOUT_S at most) and
+    answers 202 with the tick it took effect after; 409 for a step while running; 503 if the engine did not answer.
+    """
+
+    queryset = EngineControl.objects.select_related("requested_by")
+    serializer_class = ControlSerializer
+    pagination_class = NewestFirst
+    filterset_fields = ["action", "outcome"]
+    write_permission = control.CONTROL_PERMISSION
+
+    def get_serializer_class(self):
+        return ControlRequestSerializer if self.request.method == "POST" else ControlSerializer
+
+    @extend_schema(
+        request=ControlRequestSerializer,
+        responses={
+            202: ControlAnswerSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="A step while the engine is running: pause it first."),
+            503: OpenApiResponse(ErrorSerializer, description="The engine did not answer in time (Retry-After)."),
+        },
+    )
+    def post(self, request):
+        incoming = ControlRequestSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        user_id, by = control.requester(request.user, request.META.get("REMOTE_ADDR"))
+        try:
+            answer = async_to_sync(control.control_request)(incoming.validated_data["command"], user_id=user_id, by=by)
+        except Exception as exc:  # the channel layer cannot take it now
+            answer = control.ControlAnswer(
+                control.UNANSWERED, f"the engine cannot be reached now ({type(exc).__name__}): try again", None
+            )
+        if answer.outcome == control.APPLIED:
+            body = {**answer.data, "outcome": answer.outcome, "detail": answer.detail}
+            return Response(body, status=status.HTTP_202_ACCEPTED)
+        if answer.outcome == control.REFUSED:
+            return Response({"error": answer.detail}, status=status.HTTP_409_CONFLICT)
+        retry = str(max(1, round(control.ACK_TIMEOUT_S)))
+        return Response({"error": answer.detail}, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": retry})
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

@@ -56,12 +56,22 @@ class HistoryWriter:
         self._last_flush = clock()
         self._last_prune = clock()
         self._inflight: asyncio.Future | None = None
+        self._flush_again = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dawn-history")
 
     async def __call__(self, result: StepResult) -> None:
         self.buffer.append(result.tick)
         if self.clock() - self._last_flush >= self.flush_interval and (self._inflight is None or self._inflight.done()):
             self._start_flush()
+
+    def flush_soon(self) -> None:
+        """Write what is buffered now, not at the next tick's interval: the loop holds (paused), no tick may come."""
+        if not self.buffer:
+            return
+        if self._inflight is None or self._inflight.done():
+            self._start_flush()
+        else:
+            self._flush_again = True  # once the write under way is done
 
     def _start_flush(self) -> None:
         batch, self.buffer = self.buffer, []
@@ -93,6 +103,9 @@ class HistoryWriter:
         exc = future.exception()
         if exc is None:
             self.flushed_ticks += len(batch)
+            if self._flush_again and self.buffer:
+                self._flush_again = False
+                self._start_flush()
             return
         self.failures += 1
         DATABASE_ERRORS.labels(component="history").inc()
