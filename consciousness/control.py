@@ -26,15 +26,17 @@ from consciousness import services
 from consciousness.frames import control_message, rate_value
 from consciousness.groups import ENGINE_CONTROL, StreamPublisher
 from consciousness.hub import stream_hub
-from consciousness.loop import Command, CommandInvalid, CommandOutcome, TickLoop
+from consciousness.loop import ACTIONS, Command, CommandInvalid, CommandOutcome, TickLoop
 from consciousness.metrics import DATABASE_ERRORS
+from consciousness.models import EngineControl
 
 logger = logging.getLogger(__name__)
 
 CONTROL_PERMISSION = "consciousness.control_engine"
 ACK_TIMEOUT_S = 2.0  # how long a sender waits for the engine's answer; the engine drops a command older than this
 
-APPLIED, REFUSED, EXPIRED = "applied", "refused", "expired"
+Outcome = EngineControl.Outcome
+APPLIED, REFUSED, EXPIRED = Outcome.APPLIED.value, Outcome.REFUSED.value, Outcome.EXPIRED.value
 UNANSWERED = "unanswered"  # the sender's side only: no answer came in time
 
 
@@ -154,7 +156,7 @@ class Controller:
         state = {"paused": paused, "rate": rate, "tick_number": tick_number, "epoch": str(self.epoch)}
         reply = {"command": message["command"], "outcome": outcome, "detail": detail, "data": stream["data"]}
         self.stream.control(state=state, message=stream if outcome == APPLIED else None, reply=reply)
-        if action not in ("pause", "resume", "step", "rate"):
+        if action not in ACTIONS:
             return  # nothing a row could name
         row = dict(
             command=uuid.UUID(message["command"]), action=action, ticks=ticks, rate=argument, outcome=outcome,

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 
 from consciousness.engine import TICK_FIGURES
+from consciousness.loop import ACTIONS
 
 MAIN_RUN = "main"
 
@@ -68,19 +69,13 @@ class EngineSnapshot(models.Model):
 class EngineControl(models.Model):
     """One control command the engine handled: who asked, what, and the tick at whose end it took effect."""
 
-    class Action(models.TextChoices):
-        PAUSE = "pause"
-        RESUME = "resume"
-        STEP = "step"
-        RATE = "rate"
-
     class Outcome(models.TextChoices):
         APPLIED = "applied"
         REFUSED = "refused", "refused (e.g. a step while running)"
         EXPIRED = "expired", "expired (reached the engine after its sender stopped waiting)"
 
     command = models.UUIDField(unique=True, help_text="The id its sender gave it, answered with it.")
-    action = models.CharField(max_length=8, choices=Action.choices)
+    action = models.CharField(max_length=8, choices=[(action, action) for action in ACTIONS])
     ticks = models.PositiveIntegerField(null=True, blank=True, help_text="A step's ticks.")
     rate = models.FloatField(null=True, blank=True, help_text="A rate command's ticks per second.")
     outcome = models.CharField(max_length=8, choices=Outcome.choices)

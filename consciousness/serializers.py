@@ -69,7 +69,9 @@ class HealthSerializer(serializers.Serializer):
 class ControlRequestSerializer(serializers.Serializer):
     """POST /api/engine/control/: one command, checked by the tick loop's own rules."""
 
-    action = serializers.ChoiceField(choices=ACTIONS, help_text="step runs `ticks` ticks, and only while paused.")
+    action = serializers.ChoiceField(
+        choices=ACTIONS, help_text="step runs `ticks` ticks, and only while paused."
+    )
     ticks = serializers.IntegerField(required=False, help_text=f"step only: 1 to {STEP_TICKS_MAX} ticks.")
     rate = serializers.FloatField(required=False, help_text="rate only: ticks per second, above 0 and at most 1000.")
 
@@ -97,7 +99,7 @@ class ControlStateSerializer(serializers.Serializer):
 class ControlAnswerSerializer(ControlStateSerializer):
     """202: the engine applied the command between two ticks (a step's ticks follow at the engine's rate)."""
 
-    outcome = serializers.ChoiceField(choices=["applied"])
+    outcome = serializers.ChoiceField(choices=[EngineControl.Outcome.APPLIED.value])
     detail = serializers.CharField()
 
 

@@ -367,3 +367,4 @@ async def test_control_commands_are_rate_limited_per_connection(settings, monkey
         assert answers[3]["type"] == "error" and answers[3]["data"]["code"] == "rate_limited"
         await communicator.disconnect()
     await database_sync_to_async(connections.close_all)()
+
