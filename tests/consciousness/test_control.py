@@ -25,7 +25,7 @@ from rest_framework.test import APIClient
 from consciousness import control
 from consciousness.control import Controller
 from consciousness.engine import Engine
-from consciousness.groups import ENGINE_CONTROL, StreamPublisher
+from consciousness.groups import ENGINE_CONTROL, STREAM_CONTROL, StreamPublisher
 from consciousness.hub import stream_hub
 from consciousness.inbox import EngineInbox
 from consciousness.loop import TickLoop
@@ -318,7 +318,7 @@ async def test_a_step_while_running_is_a_conflict_error_and_the_socket_lives(set
     await database_sync_to_async(connections.close_all)()
 
 
-async def test_control_without_authority_is_refused_by_code():
+async def test_control_without_authority_is_refused_by_code_and_a_user_with_it_is_journalled_by_name():
     key = await database_sync_to_async(make_user)("bob", "send_stimulus")  # may stimulate, not control
     async with RunningEngine() as running:
         anonymous, _ = await socket()
@@ -330,9 +330,14 @@ async def test_control_without_authority_is_refused_by_code():
         assert error["data"]["code"] == "forbidden" and error["data"]["ref"] == "b"
         await running.ticked(2)
         assert not running.loop.paused
-        for communicator in (anonymous, bob):
+        cy_key = await database_sync_to_async(make_user)("cy", "control_engine")
+        cy, _ = await socket(f"/ws?token={cy_key}", browser=False)  # a user needs no browser origin
+        await cy.send_json_to({"type": "control", "action": "pause", "ref": "c"})
+        assert (await until(cy, "control_applied"))["data"]["by"] == "cy"
+        for communicator in (anonymous, bob, cy):
             await communicator.disconnect()
-    assert await rows() == []
+    journal = await rows()
+    assert [(r["label"], r["action"]) for r in journal] == [("cy", "pause")] and journal[0]["requested_by_id"]
     await database_sync_to_async(connections.close_all)()
 
 
@@ -368,3 +373,11 @@ async def test_control_commands_are_rate_limited_per_connection(settings, monkey
         await communicator.disconnect()
     await database_sync_to_async(connections.close_all)()
 
+
+
+async def test_an_unthrottled_engine_is_announced_with_a_null_rate_not_an_unencodable_infinity():
+    await stream_hub().start()
+    stream_hub().dispatch({"type": STREAM_CONTROL, "state": {"paused": False, "rate": float("inf")}})
+    communicator, hello = await socket()
+    assert hello["data"]["tick_rate"] is None
+    await communicator.disconnect()
