@@ -35,7 +35,9 @@ class EngineSnapshotAdmin(ReadOnlyAdmin):
 
 @admin.register(EngineControl)
 class EngineControlAdmin(ReadOnlyAdmin):
-    list_display = ("applied_at", "action", "ticks", "rate", "outcome", "tick_number", "paused", "tick_rate", "label")
+    list_display = (
+        "applied_at", "action", "ticks", "rate", "outcome", "tick_number", "paused", "tick_rate", "label"
+    )
     list_filter = ("action", "outcome")
     search_fields = ("=tick_number", "label")
     date_hierarchy = "applied_at"

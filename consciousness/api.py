@@ -127,10 +127,10 @@ class HealthView(APIView):
 
 
 class EngineControlView(generics.ListAPIView):
-    """Engine control: POST a command (pause, resume, step N ticks while paused, rate R); GET lists the journal.
+    """Engine control: POST a command (pause, resume, step N ticks while paused, rate R); GET, the journal.
 
     The POST waits for the engine to apply the command between two ticks (control.ACK_TIMEOUT_S at most) and
-    answers 202 with the tick it took effect after; 409 for a step while running; 503 if the engine did not answer.
+    answers 202 with the tick it took effect after; 409 for a step while running; 503 with no answer in time.
     """
 
     queryset = EngineControl.objects.select_related("requested_by")
@@ -146,8 +146,8 @@ class EngineControlView(generics.ListAPIView):
         request=ControlRequestSerializer,
         responses={
             202: ControlAnswerSerializer,
-            409: OpenApiResponse(ErrorSerializer, description="A step while the engine is running: pause it first."),
-            503: OpenApiResponse(ErrorSerializer, description="The engine did not answer in time (Retry-After)."),
+            409: OpenApiResponse(ErrorSerializer, description="A step while the engine runs: pause first."),
+            503: OpenApiResponse(ErrorSerializer, description="No answer from the engine in time (Retry-After)."),
         },
     )
     def post(self, request):
@@ -155,18 +155,19 @@ class EngineControlView(generics.ListAPIView):
         incoming.is_valid(raise_exception=True)
         user_id, by = control.requester(request.user, request.META.get("REMOTE_ADDR"))
         try:
-            answer = async_to_sync(control.control_request)(incoming.validated_data["command"], user_id=user_id, by=by)
+            command = incoming.validated_data["command"]
+            answer = async_to_sync(control.control_request)(command, user_id=user_id, by=by)
         except Exception as exc:  # the channel layer cannot take it now
-            answer = control.ControlAnswer(
-                control.UNANSWERED, f"the engine cannot be reached now ({type(exc).__name__}): try again", None
-            )
+            reason = f"the engine cannot be reached now ({type(exc).__name__}): try again"
+            answer = control.ControlAnswer(control.UNANSWERED, reason, None)
         if answer.outcome == control.APPLIED:
             body = {**answer.data, "outcome": answer.outcome, "detail": answer.detail}
             return Response(body, status=status.HTTP_202_ACCEPTED)
         if answer.outcome == control.REFUSED:
             return Response({"error": answer.detail}, status=status.HTTP_409_CONFLICT)
         retry = str(max(1, round(control.ACK_TIMEOUT_S)))
-        return Response({"error": answer.detail}, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": retry})
+        unavailable = status.HTTP_503_SERVICE_UNAVAILABLE
+        return Response({"error": answer.detail}, status=unavailable, headers={"Retry-After": retry})
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

@@ -1,4 +1,4 @@
-"""The /ws endpoint: relays the stream from the process hub, answers client requests, passes stimuli and control on.
+"""The /ws endpoint: relays the stream from the process hub, answers requests, passes stimuli and control on.
 
 The protocol (messages, error codes, close codes) is the README's "/ws protocol" section; the inbound
 models are in consciousness.inbound, the outbound messages in consciousness.frames.

@@ -1,11 +1,11 @@
-"""Engine control: pause, resume, step N ticks while paused, set the rate; sent by any serving process, applied by runtick.
+"""Engine control (pause, resume, step N ticks while paused, set the rate): sent by any server, run by runtick.
 
-A serving process (a REST view, a /ws consumer) sends an ENGINE_CONTROL envelope to ENGINE_GROUP and waits on
-its stream hub, ACK_TIMEOUT_S at most, for the STREAM_CONTROL envelope that answers it. runtick's Controller hands
-each command to the tick loop, which applies it between two ticks; the outcome goes out once on the stream (the
-`control` message for every client, the answer for its sender, the engine's state for every hub) and is
-journalled as an EngineControl row. While the engine is paused its state is re-published every heartbeat, so
-that each serving process's /health/ tells a paused engine from a stale one.
+A serving process (a REST view, a /ws consumer) sends an ENGINE_CONTROL envelope to ENGINE_GROUP and waits
+on its stream hub, ACK_TIMEOUT_S at most, for the STREAM_CONTROL envelope that answers it. runtick's
+Controller hands each command to the tick loop, which applies it between two ticks; the outcome goes out once
+on the stream (the `control` message for every client, the answer for its sender, the engine's state for
+every hub) and is journalled as an EngineControl row. While the engine is paused its state is re-published
+every heartbeat, so that each serving process's /health/ tells a paused engine from a stale one.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from consciousness.models import EngineControl
 logger = logging.getLogger(__name__)
 
 CONTROL_PERMISSION = "consciousness.control_engine"
-ACK_TIMEOUT_S = 2.0  # how long a sender waits for the engine's answer; the engine drops a command older than this
+ACK_TIMEOUT_S = 2.0  # how long a sender waits for the engine's answer; the engine drops a command older
 
 Outcome = EngineControl.Outcome
 APPLIED, REFUSED, EXPIRED = Outcome.APPLIED.value, Outcome.REFUSED.value, Outcome.EXPIRED.value
@@ -42,7 +42,7 @@ UNANSWERED = "unanswered"  # the sender's side only: no answer came in time
 
 @dataclass(frozen=True)
 class ControlAnswer:
-    """What became of a command: `outcome` applied, refused, expired or unanswered; `data` as the stream says it."""
+    """What became of a command: `outcome` applied, refused, expired or unanswered; `data` as streamed."""
 
     outcome: str
     detail: str
@@ -75,13 +75,13 @@ async def control_request(command: Command, *, user_id: int | None, by: str) -> 
     }
     reply = await stream_hub().control_request(envelope, timeout=ACK_TIMEOUT_S)
     if reply is None:
-        detail = f"the engine did not answer within {ACK_TIMEOUT_S:g} s; it drops the command if it gets it later"
+        detail = f"the engine did not answer within {ACK_TIMEOUT_S:g} s; it drops the command if it comes late"
         return ControlAnswer(UNANSWERED, detail, None)
     return ControlAnswer(reply["outcome"], reply["detail"], reply["data"])
 
 
 class Controller:
-    """runtick's side: commands from the inbox go to the loop; each outcome is published, answered and journalled.
+    """runtick's side: commands from the inbox go to the loop; each outcome is published, answered, recorded.
 
     `receive` is the inbox's handler for ENGINE_CONTROL, `on_command` the loop's; journal rows are written on
     a thread of their own, in order, so that the event loop never waits for the database.
@@ -123,8 +123,10 @@ class Controller:
         if self.loop is None:
             return  # not ticking yet or any more: its sender hears nothing and says so
         try:
-            command = Command(action=message.get("action"), ticks=message.get("ticks"), rate=message.get("rate"),
-                              ref=message)
+            command = Command(
+                action=message.get("action"), ticks=message.get("ticks"), rate=message.get("rate"),
+                ref=message,
+            )
         except (CommandInvalid, TypeError) as exc:  # the senders validate first; this guards others
             self._refuse(message, REFUSED, f"not a command the engine takes: {exc}")
             return
@@ -140,18 +142,23 @@ class Controller:
                      paused=state["paused"], rate=state["rate"])
 
     def on_command(self, outcome: CommandOutcome) -> None:
-        """The loop applied (or refused) a command at a boundary: tell the stream, the sender and the journal."""
+        """The loop applied (or refused) a command at a boundary: tell the stream, the sender, the journal."""
         self.stream.rate, self.stream.paused = outcome.rate, outcome.paused
-        self._answer(outcome.command.ref, outcome=APPLIED if outcome.applied else REFUSED, detail=outcome.detail,
-                     tick_number=outcome.tick_number, paused=outcome.paused, rate=outcome.rate)
+        self._answer(
+            outcome.command.ref, outcome=APPLIED if outcome.applied else REFUSED, detail=outcome.detail,
+            tick_number=outcome.tick_number, paused=outcome.paused, rate=outcome.rate,
+        )
 
-    def _answer(self, message: dict, *, outcome: str, detail: str, tick_number: int, paused: bool, rate: float) -> None:
+    def _answer(
+        self, message: dict, *, outcome: str, detail: str, tick_number: int, paused: bool, rate: float
+    ) -> None:
         action = message.get("action") if isinstance(message.get("action"), str) else "?"
         ticks = message.get("ticks") if action == "step" else None
         argument = message.get("rate") if action == "rate" else None
         stream = control_message(
             command=message["command"], action=action, ticks=ticks, rate=argument, tick_number=tick_number,
-            paused=paused, tick_rate=rate, by=str(message.get("by") or "unknown")[:150], epoch=str(self.epoch),
+            paused=paused, tick_rate=rate, by=str(message.get("by") or "unknown")[:150],
+            epoch=str(self.epoch),
         )
         state = {"paused": paused, "rate": rate, "tick_number": tick_number, "epoch": str(self.epoch)}
         reply = {"command": message["command"], "outcome": outcome, "detail": detail, "data": stream["data"]}
@@ -159,8 +166,9 @@ class Controller:
         if action not in ACTIONS:
             return  # nothing a row could name
         row = dict(
-            command=uuid.UUID(message["command"]), action=action, ticks=ticks, rate=argument, outcome=outcome,
-            detail=detail, tick_number=tick_number, paused=paused, tick_rate=rate_value(rate), epoch=self.epoch,
+            command=uuid.UUID(message["command"]), action=action, ticks=ticks, rate=argument,
+            outcome=outcome, detail=detail, tick_number=tick_number, paused=paused,
+            tick_rate=rate_value(rate), epoch=self.epoch,
             requested_by_id=message.get("user") if isinstance(message.get("user"), int) else None,
             label=stream["data"]["by"], requested_at=_moment(message.get("requested_at")),
             applied_at=_moment(self.wallclock()),
@@ -182,7 +190,7 @@ class Controller:
         logger.error("could not journal a control command: %r", future.exception())
 
     async def heartbeat(self) -> None:
-        """While paused, re-publish the state every heartbeat_s (no tick says the engine is alive); until cancelled."""
+        """While paused, re-publish the state every heartbeat_s (no tick says it lives); until cancelled."""
         while True:
             await asyncio.sleep(self.heartbeat_s)
             if self.loop is not None and self.loop.paused:

@@ -146,7 +146,7 @@ def control_message(
     *, command: str, action: str, ticks: int | None, rate: float | None, tick_number: int, paused: bool,
     tick_rate: float, by: str, epoch: str,
 ) -> dict:
-    """The engine applied a control command after tick `tick_number`; `paused`, `tick_rate` are its state now."""
+    """The engine applied a control command after tick `tick_number`; `paused`, `tick_rate`: its state now."""
     data = {"command": command, "action": action, "ticks": ticks, "rate": rate, "tick_number": tick_number}
     data.update(paused=paused, tick_rate=rate_value(tick_rate), by=by, epoch=epoch)
     return {"type": "control", "data": data}

@@ -33,7 +33,14 @@ from consciousness.frames import (
     error_message,
     stimulus_applied_message,
 )
-from consciousness.groups import ENGINE_GROUP, STREAM_CONTROL, STREAM_EVENT, STREAM_GROUP, STREAM_TICK, GroupMember
+from consciousness.groups import (
+    ENGINE_GROUP,
+    STREAM_CONTROL,
+    STREAM_EVENT,
+    STREAM_GROUP,
+    STREAM_TICK,
+    GroupMember,
+)
 from consciousness.metrics import FRAMES_DROPPED, FRAMES_SENT
 
 logger = logging.getLogger(__name__)
@@ -253,7 +260,7 @@ class StreamHub:
             self._control(envelope)
 
     def _control(self, envelope: dict) -> None:
-        """The engine's control state (a command handled, or the pause's heartbeat); answers a waiting sender."""
+        """The engine's control state (a command handled, or the pause's heartbeat): and a waiting sender's answer."""
         state = envelope.get("state") or {}
         self.paused = bool(state.get("paused", self.paused))
         self.tick_rate = state.get("rate", self.tick_rate)
@@ -266,7 +273,7 @@ class StreamHub:
             waiter.set_result(reply)
 
     def engine_paused(self, *, within: float) -> bool:
-        """The engine said it is paused, and said so (by a tick, a command or the pause's heartbeat) lately."""
+        """The engine said it is paused, and said so lately (in a tick, a command, or the pause's heartbeat)."""
         heard = self.state_heard_at
         return self.paused and heard is not None and time.time() - heard <= within
 

@@ -28,7 +28,7 @@ STEP_TICKS_MAX = 1000  # ticks one step command may ask for
 
 
 def tick_rate_check(value: Any) -> float:
-    """The one validation of a tick rate (config.yaml, runtick --rate, rate commands): a finite number in (0, 1000] Hz."""
+    """The one check of a tick rate (config.yaml, runtick --rate, rate commands): finite, in (0, 1000] Hz."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError("must be a number")
     if not math.isfinite(value) or not 0 < value <= 1000:
@@ -47,7 +47,7 @@ class CommandInvalid(ValueError):
 
 @dataclass(frozen=True)
 class Command:
-    """Pause, resume, step `ticks` ticks (only while paused) or set the `rate`; `ref` rides along to the outcome."""
+    """Pause, resume, step `ticks` ticks while paused or set the `rate`; `ref` goes with the outcome."""
 
     action: str
     ticks: int | None = None
@@ -60,7 +60,8 @@ class Command:
         if self.action == "step":
             ticks = self.ticks
             if isinstance(ticks, bool) or not isinstance(ticks, int) or not 1 <= ticks <= STEP_TICKS_MAX:
-                raise CommandInvalid("ticks", f"a step needs a whole number of ticks from 1 to {STEP_TICKS_MAX}")
+                message = f"a step needs a whole number of ticks from 1 to {STEP_TICKS_MAX}"
+                raise CommandInvalid("ticks", message)
         elif self.ticks is not None:
             raise CommandInvalid("ticks", "goes with the action step only")
         if self.action == "rate":
@@ -74,7 +75,7 @@ class Command:
 
 @dataclass(frozen=True)
 class CommandOutcome:
-    """What a command did, at the boundary after tick `tick_number`; `paused` and `rate` are the loop's after it."""
+    """What a command did at the boundary after tick `tick_number`; `paused`, `rate`: the loop's after it."""
 
     command: Command
     applied: bool
@@ -255,7 +256,7 @@ class TickLoop:
                 continue
             self.held = False
             if self.period and (delay := self._next_at - self.clock()) > 0 and await self._wait(delay):
-                continue  # a command or stop() came: back to the boundary; the deadline stands unless it moved
+                continue  # a command or stop() came: back to the boundary (the deadline stands unless moved)
             self._last_started = self.clock()
             TICK_LATENESS.observe(max(0.0, self._last_started - self._next_at))
             timestamp = self.wallclock()

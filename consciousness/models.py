@@ -85,9 +85,10 @@ class EngineControl(models.Model):
     tick_rate = models.FloatField(null=True, help_text="The engine's rate after it (empty: unthrottled).")
     epoch = models.UUIDField()
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="engine_controls"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="engine_controls",
     )
-    label = models.CharField(max_length=150, help_text="Who sent it, as the stream says (user or local play).")
+    label = models.CharField(max_length=150, help_text="Who sent it, as the stream says (user, local play).")
     requested_at = models.DateTimeField()
     applied_at = models.DateTimeField(db_index=True)
 
@@ -95,5 +96,6 @@ class EngineControl(models.Model):
         ordering = ["-id"]
 
     def __str__(self) -> str:
-        argument = f" {self.ticks}" if self.ticks is not None else f" {self.rate:g}" if self.rate is not None else ""
+        argument = f" {self.ticks}" if self.ticks is not None else ""
+        argument = f" {self.rate:g}" if self.rate is not None else argument
         return f"{self.action}{argument} at tick {self.tick_number} ({self.outcome}, by {self.label})"

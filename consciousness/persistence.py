@@ -65,7 +65,7 @@ class HistoryWriter:
             self._start_flush()
 
     def flush_soon(self) -> None:
-        """Write what is buffered now, not at the next tick's interval: the loop holds (paused), no tick may come."""
+        """Write what is buffered now, not at the next tick's interval: the loop holds, no tick may come."""
         if not self.buffer:
             return
         if self._inflight is None or self._inflight.done():

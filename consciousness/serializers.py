@@ -1,5 +1,5 @@
-"""The state API's bodies as DRF serializers, built from the Tick Data Format's one definition (engine/tick.py),
-and engine control's (the command, its answer, its journal row)."""
+"""The state API's bodies as DRF serializers: the Tick Data Format's, built from its one definition
+(engine/tick.py), health's, and engine control's (the command, its answer, its journal row)."""
 
 from __future__ import annotations
 
@@ -69,11 +69,9 @@ class HealthSerializer(serializers.Serializer):
 class ControlRequestSerializer(serializers.Serializer):
     """POST /api/engine/control/: one command, checked by the tick loop's own rules."""
 
-    action = serializers.ChoiceField(
-        choices=ACTIONS, help_text="step runs `ticks` ticks, and only while paused."
-    )
+    action = serializers.ChoiceField(choices=ACTIONS, help_text="step: `ticks` ticks, only while paused.")
     ticks = serializers.IntegerField(required=False, help_text=f"step only: 1 to {STEP_TICKS_MAX} ticks.")
-    rate = serializers.FloatField(required=False, help_text="rate only: ticks per second, above 0 and at most 1000.")
+    rate = serializers.FloatField(required=False, help_text="rate only: ticks a second, (0, 1000].")
 
     def validate(self, attrs: dict) -> dict:
         try:
@@ -91,7 +89,7 @@ class ControlStateSerializer(serializers.Serializer):
     rate = serializers.FloatField(allow_null=True)
     tick_number = serializers.IntegerField(help_text="The last tick before the command took effect.")
     paused = serializers.BooleanField(help_text="The engine's state after it.")
-    tick_rate = serializers.FloatField(allow_null=True, help_text="Ticks per second after it (null: unthrottled).")
+    tick_rate = serializers.FloatField(allow_null=True, help_text="The rate after it (null: unthrottled).")
     by = serializers.CharField(help_text="Who sent it: a user's name, or local play and the address.")
     epoch = serializers.CharField()
 
@@ -115,7 +113,7 @@ class ControlSerializer(serializers.ModelSerializer):
     class Meta:
         model = EngineControl
         fields = [
-            "id", "command", "action", "ticks", "rate", "outcome", "detail", "tick_number", "paused", "tick_rate",
-            "epoch", "by", "requested_by", "requested_at", "applied_at",
+            "id", "command", "action", "ticks", "rate", "outcome", "detail", "tick_number", "paused",
+            "tick_rate", "epoch", "by", "requested_by", "requested_at", "applied_at",
         ]
         read_only_fields = fields

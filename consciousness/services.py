@@ -107,15 +107,15 @@ def control_record(
     requested_at: datetime,
     applied_at: datetime,
 ) -> EngineControl:
-    """Journal a control command the engine handled, once: the same command id again is the row already made."""
+    """Journal a control command the engine handled, once: the same command id again is the same row."""
     if requested_by_id is not None and not get_user_model().objects.filter(pk=requested_by_id).exists():
         requested_by_id = None  # the user went meanwhile; the label still names them
     row, _created = EngineControl.objects.get_or_create(
         command=command,
         defaults=dict(
-            action=action, ticks=ticks, rate=rate, outcome=outcome, detail=detail[:200], tick_number=tick_number,
-            paused=paused, tick_rate=tick_rate, epoch=epoch, requested_by_id=requested_by_id, label=label[:150],
-            requested_at=requested_at, applied_at=applied_at,
+            action=action, ticks=ticks, rate=rate, outcome=outcome, detail=detail[:200],
+            tick_number=tick_number, paused=paused, tick_rate=tick_rate, epoch=epoch,
+            requested_by_id=requested_by_id, label=label[:150], requested_at=requested_at, applied_at=applied_at,
         ),
     )
     return row

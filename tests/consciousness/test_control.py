@@ -140,7 +140,8 @@ async def test_an_authorised_user_pauses_steps_sets_the_rate_and_resumes_over_re
         assert running.engine.state.tick_number == at  # held: not one tick more
 
         stepped = (await post(api, {"action": "step", "ticks": 3})).json()
-        assert stepped["tick_number"] == at and stepped["ticks"] == 3 and stepped["detail"] == f"stepping ticks {at + 1}..{at + 3}"
+        assert stepped["tick_number"] == at and stepped["ticks"] == 3
+        assert stepped["detail"] == f"stepping ticks {at + 1}..{at + 3}"
         await running.reached(at + 3)
         await asyncio.sleep(0.2)
         assert running.engine.state.tick_number == at + 3 and running.loop.paused
@@ -154,7 +155,8 @@ async def test_an_authorised_user_pauses_steps_sets_the_rate_and_resumes_over_re
 
     journal = await rows()
     assert [(r["action"], r["outcome"], r["tick_number"]) for r in journal] == [
-        ("pause", "applied", at), ("step", "applied", at), ("rate", "applied", at + 3), ("resume", "applied", at + 3)
+        ("pause", "applied", at), ("step", "applied", at), ("rate", "applied", at + 3),
+        ("resume", "applied", at + 3),
     ]
     assert journal[1]["ticks"] == 3 and journal[2]["rate"] == 25 and journal[2]["tick_rate"] == 25
     assert {r["label"] for r in journal} == {"ada"} and journal[0]["requested_by_id"] is not None
@@ -162,7 +164,8 @@ async def test_an_authorised_user_pauses_steps_sets_the_rate_and_resumes_over_re
 
     listing = (await get(api, "/api/engine/control/")).json()
     assert [r["action"] for r in listing["results"]] == ["resume", "rate", "step", "pause"]  # newest first
-    assert listing["results"][3]["command"] == body["command"] and isinstance(listing["results"][3]["applied_at"], float)
+    oldest = listing["results"][3]
+    assert oldest["command"] == body["command"] and isinstance(oldest["applied_at"], float)
     only = (await get(api, "/api/engine/control/?action=step")).json()["results"]
     assert [r["ticks"] for r in only] == [3]
 
@@ -220,7 +223,8 @@ async def test_an_engine_that_does_not_answer_is_a_503_with_retry_after(monkeypa
     key = await database_sync_to_async(make_user)("ada", "control_engine")
     await stream_hub().start()  # a serving process, and no engine anywhere
     response = await post(rest_client(key), {"action": "pause"})
-    assert response.status_code == 503 and response["Retry-After"] and "did not answer" in response.json()["error"]
+    assert response.status_code == 503 and response["Retry-After"]
+    assert "did not answer" in response.json()["error"]
 
 
 @pytest.mark.usefixtures("release_connections")
@@ -240,7 +244,8 @@ async def test_a_command_that_reaches_the_engine_too_late_is_not_applied(monkeyp
 
 @pytest.mark.usefixtures("release_connections")
 async def test_health_says_paused_while_the_engine_is_held_and_stale_once_it_falls_silent(settings):
-    settings.DAWN_CONFIG = {**settings.DAWN_CONFIG, "stream": {**settings.DAWN_CONFIG["stream"], "stale_after": 0.4}}
+    stream = {**settings.DAWN_CONFIG["stream"], "stale_after": 0.4}
+    settings.DAWN_CONFIG = {**settings.DAWN_CONFIG, "stream": stream}
     key = await database_sync_to_async(make_user)("ada", "control_engine")
     api = rest_client(key)
     async with RunningEngine(heartbeat_s=0.1) as running:
@@ -341,7 +346,7 @@ async def test_control_without_authority_is_refused_by_code_and_a_user_with_it_i
     await database_sync_to_async(connections.close_all)()
 
 
-async def test_control_with_no_engine_answers_unavailable_and_the_socket_answers_meanwhile(settings, monkeypatch):
+async def test_control_with_no_engine_is_unavailable_and_the_socket_answers_meanwhile(settings, monkeypatch):
     settings.DAWN_OPEN_WRITES = True
     monkeypatch.setattr(control, "ACK_TIMEOUT_S", 0.5)
     communicator, _ = await socket()

@@ -265,7 +265,8 @@ def test_a_step_runs_exactly_its_ticks_at_the_rate_and_holds_again_and_is_refuse
 
     asyncio.run(scenario())
     steps = [t for n, t in seen if 4 <= n <= 7]
-    assert steps[0] == pytest.approx(50.2) and [b - a for a, b in zip(steps, steps[1:])] == pytest.approx([0.1] * 3)
+    assert steps[0] == pytest.approx(50.2)
+    assert [b - a for a, b in zip(steps, steps[1:])] == pytest.approx([0.1] * 3)
     assert [(o.command.action, o.applied) for o in outcomes] == [
         ("pause", True), ("step", True), ("resume", True), ("step", False)
     ]

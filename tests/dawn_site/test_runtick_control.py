@@ -1,4 +1,4 @@
-"""Engine control on a real embedded runtick: REST commands, /health/ while paused, and the same series as no pause."""
+"""Engine control on a real embedded runtick: REST commands, /health/ while paused, the series of no pause."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ def test_a_run_paused_stepped_rerated_and_resumed_persists_the_series_of_one_nev
     site = Site(tmp_path).configure(stale_after="2.0=0.5").migrate()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    process = site.spawn("runtick", "--no-processes", "--seed", "7", "--rate", "100", "--until", "400", "--port", str(port))
+    process = site.spawn(
+        "runtick", "--no-processes", "--seed", "7", "--rate", "100", "--until", "400", "--port", str(port)
+    )
     try:
         wait_http(f"{base}/health/")
         status, paused = http_json("POST", f"{base}/api/engine/control/", {"action": "pause"})
@@ -39,7 +41,8 @@ def test_a_run_paused_stepped_rerated_and_resumed_persists_the_series_of_one_nev
         status, rated = http_json("POST", f"{base}/api/engine/control/", {"action": "rate", "rate": 150})
         assert status == 202 and rated["tick_rate"] == 150 and rated["tick_number"] == at + 5
         status, journal = http_json("GET", f"{base}/api/engine/control/")
-        assert [(r["action"], r["tick_number"]) for r in journal["results"]] == [("rate", at + 5), ("step", at), ("pause", at)]
+        listed = [(r["action"], r["tick_number"]) for r in journal["results"]]
+        assert listed == [("rate", at + 5), ("step", at), ("pause", at)]
         status, resumed = http_json("POST", f"{base}/api/engine/control/", {"action": "resume"})
         assert status == 202 and not resumed["paused"]
         assert process.wait(timeout=30) == 0, process.stderr.read()
@@ -51,5 +54,6 @@ def test_a_run_paused_stepped_rerated_and_resumed_persists_the_series_of_one_nev
     assert [t["tick_number"] for t in persisted] == list(range(1, 401))
     assert without_timestamps(persisted) == without_timestamps(reference)
     assert site.control_journal() == [
-        ("pause", "applied", at), ("step", "applied", at), ("rate", "applied", at + 5), ("resume", "applied", at + 5)
+        ("pause", "applied", at), ("step", "applied", at), ("rate", "applied", at + 5),
+        ("resume", "applied", at + 5),
     ]
