@@ -26,7 +26,7 @@ from consciousness import services
 from consciousness.frames import control_message, rate_value
 from consciousness.groups import ENGINE_CONTROL, StreamPublisher
 from consciousness.hub import stream_hub
-from consciousness.loop import ACTIONS, Command, CommandInvalid, CommandOutcome, TickLoop
+from consciousness.loop import Command, CommandInvalid, CommandOutcome, TickLoop
 from consciousness.metrics import DATABASE_ERRORS
 from consciousness.models import EngineControl
 
@@ -110,8 +110,8 @@ class Controller:
 
     def state(self) -> dict:
         loop = self.loop
-        return {"paused": loop.paused, "rate": loop.rate, "tick_number": loop.engine.state.tick_number,
-                "epoch": str(self.epoch)}
+        number = loop.engine.state.tick_number
+        return {"paused": loop.paused, "rate": loop.rate, "tick_number": number, "epoch": str(self.epoch)}
 
     def receive(self, message: dict) -> None:
         """A command from any serving process: to the loop, unless it is malformed or came too late."""
@@ -128,33 +128,37 @@ class Controller:
                 ref=message,
             )
         except (CommandInvalid, TypeError) as exc:  # the senders validate first; this guards others
-            self._refuse(message, REFUSED, f"not a command the engine takes: {exc}")
+            self._refuse(message, None, REFUSED, f"not a command the engine takes: {exc}")
             return
         expires = message.get("expires")
         if not isinstance(expires, (int, float)) or self.wallclock() > expires:
-            self._refuse(message, EXPIRED, "reached the engine after its sender stopped waiting; not applied")
+            late = "reached the engine after its sender stopped waiting; not applied"
+            self._refuse(message, command, EXPIRED, late)
             return
         self.loop.command(command)
 
-    def _refuse(self, message: dict, outcome: str, detail: str) -> None:
+    def _refuse(self, message: dict, command: Command | None, outcome: str, detail: str) -> None:
         state = self.state()
-        self._answer(message, outcome=outcome, detail=detail, tick_number=state["tick_number"],
-                     paused=state["paused"], rate=state["rate"])
+        self._answer(
+            message, command, outcome=outcome, detail=detail, tick_number=state["tick_number"],
+            paused=state["paused"], rate=state["rate"],
+        )
 
     def on_command(self, outcome: CommandOutcome) -> None:
         """The loop applied (or refused) a command at a boundary: tell the stream, the sender, the journal."""
         self.stream.rate, self.stream.paused = outcome.rate, outcome.paused
         self._answer(
-            outcome.command.ref, outcome=APPLIED if outcome.applied else REFUSED, detail=outcome.detail,
-            tick_number=outcome.tick_number, paused=outcome.paused, rate=outcome.rate,
+            outcome.command.ref, outcome.command, outcome=APPLIED if outcome.applied else REFUSED,
+            detail=outcome.detail, tick_number=outcome.tick_number, paused=outcome.paused, rate=outcome.rate,
         )
 
     def _answer(
-        self, message: dict, *, outcome: str, detail: str, tick_number: int, paused: bool, rate: float
+        self, message: dict, command: Command | None, *, outcome: str, detail: str, tick_number: int,
+        paused: bool, rate: float,
     ) -> None:
-        action = message.get("action") if isinstance(message.get("action"), str) else "?"
-        ticks = message.get("ticks") if action == "step" else None
-        argument = message.get("rate") if action == "rate" else None
+        """Publish the state and the answer (and, applied, the `control` message); journal a valid command."""
+        action = command.action if command is not None else str(message.get("action"))[:20]
+        ticks, argument = (command.ticks, command.rate) if command is not None else (None, None)
         stream = control_message(
             command=message["command"], action=action, ticks=ticks, rate=argument, tick_number=tick_number,
             paused=paused, tick_rate=rate, by=str(message.get("by") or "unknown")[:150],
@@ -163,7 +167,7 @@ class Controller:
         state = {"paused": paused, "rate": rate, "tick_number": tick_number, "epoch": str(self.epoch)}
         reply = {"command": message["command"], "outcome": outcome, "detail": detail, "data": stream["data"]}
         self.stream.control(state=state, message=stream if outcome == APPLIED else None, reply=reply)
-        if action not in ACTIONS:
+        if command is None:
             return  # nothing a row could name
         row = dict(
             command=uuid.UUID(message["command"]), action=action, ticks=ticks, rate=argument,
