@@ -386,3 +386,17 @@ async def test_an_unthrottled_engine_is_announced_with_a_null_rate_not_an_unenco
     communicator, hello = await socket()
     assert hello["data"]["tick_rate"] is None
     await communicator.disconnect()
+
+
+async def test_the_engine_checks_what_reaches_it_whoever_sent_it():
+    async with RunningEngine() as running:
+        base = {"type": ENGINE_CONTROL, "by": "script", "expires": 1e12, "user": None, "requested_at": 1.0}
+        bad = {**base, "command": uuid.uuid4().hex, "action": "step", "ticks": 5000, "rate": None}
+        reply = await stream_hub().control_request(bad, timeout=2)
+        assert reply["outcome"] == "refused" and "ticks" in reply["detail"] and reply["data"]["ticks"] is None
+        nameless = {**base, "command": "not-a-uuid", "action": "pause"}
+        assert await stream_hub().control_request(nameless, timeout=0.3) is None  # dropped, nothing applied
+        await running.ticked(2)
+        assert not running.loop.paused and running.loop.steps_left == 0
+    assert await rows() == []  # nothing a row could name
+    await database_sync_to_async(connections.close_all)()
