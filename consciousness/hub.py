@@ -260,7 +260,7 @@ class StreamHub:
             self._control(envelope)
 
     def _control(self, envelope: dict) -> None:
-        """The engine's control state (a command handled, or the pause's heartbeat): and a waiting sender's answer."""
+        """Take the engine's control state (a command handled, or the pause's heartbeat); answer its sender."""
         state = envelope.get("state") or {}
         self.paused = bool(state.get("paused", self.paused))
         self.tick_rate = state.get("rate", self.tick_rate)
