@@ -1,9 +1,9 @@
-"""The admin as a browsable, read-only history of the engine."""
+"""The admin as a browsable, read-only history of the engine and of who controlled it."""
 
 from django.contrib import admin
 
 from consciousness.engine import TICK_FIGURES
-from consciousness.models import EngineSnapshot, Tick
+from consciousness.models import EngineControl, EngineSnapshot, Tick
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -31,3 +31,14 @@ class TickAdmin(ReadOnlyAdmin):
 class EngineSnapshotAdmin(ReadOnlyAdmin):
     list_display = ("run", "epoch", "seed", "tick_number", "started_at", "saved_at")
     exclude = ("state",)
+
+
+@admin.register(EngineControl)
+class EngineControlAdmin(ReadOnlyAdmin):
+    list_display = (
+        "applied_at", "action", "ticks", "rate", "outcome", "tick_number", "paused", "tick_rate", "label"
+    )
+    list_filter = ("action", "outcome")
+    search_fields = ("=tick_number", "label")
+    date_hierarchy = "applied_at"
+    list_select_related = ("requested_by",)

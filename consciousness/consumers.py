@@ -1,4 +1,4 @@
-"""The /ws endpoint: relays the stream from the process hub, answers client requests, passes stimuli on.
+"""The /ws endpoint: relays the stream from the process hub, answers requests, passes stimuli and control on.
 
 The protocol (messages, error codes, close codes) is the README's "/ws protocol" section; the inbound
 models are in consciousness.inbound, the outbound messages in consciousness.frames.
@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
-from consciousness import access, frames, inbound, replay
+from consciousness import access, control, frames, inbound, replay
 from consciousness.groups import ENGINE_GROUP, ENGINE_STIMULUS
 from consciousness.hub import Client, stream_hub
 from consciousness.inbound import ClientError
@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 STIMULUS_SEND_TIMEOUT_S = 2.0
 STIMULUS_PERMISSION = "consciousness.send_stimulus"
+CONTROL_LIMIT = (2.0, 10.0)  # control commands a second per connection, and at once
 
 
 class EngineStreamConsumer(AsyncWebsocketConsumer):
@@ -40,6 +41,8 @@ class EngineStreamConsumer(AsyncWebsocketConsumer):
         self.client = Client(self.base_send, self.hub, protocol=protocol)
         self.failures = 0
         self.stimulus_limit = access.StimulusLimit()
+        self.control_limit = access.TokenBucket(*CONTROL_LIMIT)
+        self.control_tasks: set[asyncio.Task] = set()
         # the snapshot goes first, then the client joins the fan-out
         tick = self.hub.latest_tick
         self.client.after = tick["tick_number"] if tick else -1
@@ -53,6 +56,7 @@ class EngineStreamConsumer(AsyncWebsocketConsumer):
                 clients_scope=self.hub.clients_scope,
                 topics=sorted(self.client.topics),
                 tick=tick,
+                paused=self.hub.paused,
             )
         )
         self.hub.register(self.client)
@@ -68,6 +72,8 @@ class EngineStreamConsumer(AsyncWebsocketConsumer):
         client = getattr(self, "client", None)
         if client is not None:
             self.hub.unregister(client)
+        for task in getattr(self, "control_tasks", ()):
+            task.cancel()  # the command still applies; only its answer has no one left to hear it
 
     def answer(self, message: dict) -> None:
         self.client.reply(frames.Frame(message))
@@ -130,6 +136,33 @@ class EngineStreamConsumer(AsyncWebsocketConsumer):
             reason = f"the engine cannot be reached now ({type(exc).__name__}): try again"
             raise ClientError("unavailable", reason) from None
 
+    async def on_control(self, request: inbound.ControlRequest) -> None:
+        refusal = await access.ws_write_refusal(self.scope, control.CONTROL_PERMISSION)
+        if refusal is not None:
+            raise ClientError(*refusal)
+        if not self.control_limit.take():
+            raise ClientError("rate_limited", f"more than {CONTROL_LIMIT[0]:g} control commands a second")
+        user_id, by = control.requester(self.scope.get("user"), (self.scope.get("client") or (None,))[0])
+        # the engine answers within ACK_TIMEOUT_S: wait aside, so the socket's other requests go on meanwhile
+        task = asyncio.get_running_loop().create_task(self._control(request, user_id=user_id, by=by))
+        self.control_tasks.add(task)
+        task.add_done_callback(self.control_tasks.discard)
+
+    async def _control(self, request: inbound.ControlRequest, *, user_id: int | None, by: str) -> None:
+        ref = request.ref
+        try:
+            answer = await control.control_request(request.command(), user_id=user_id, by=by)
+        except Exception as exc:  # Redis down or just back: the client hears it, the socket lives
+            reason = f"the engine cannot be reached now ({type(exc).__name__}): try again"
+            self.answer(frames.error_message("unavailable", reason, ref=ref))
+            return
+        if answer.outcome == control.APPLIED:
+            self.answer(frames.control_applied_message(answer.data, ref=ref))
+        elif answer.outcome == control.REFUSED:
+            self.answer(frames.error_message("conflict", answer.detail, ref=ref))
+        else:
+            self.answer(frames.error_message("unavailable", answer.detail, ref=ref))
+
     async def on_resume(self, request: inbound.Resume) -> None:
         client = self.client
         client.hold()  # live ticks wait aside until the missed ones are out: no gap, no duplicate
@@ -165,6 +198,7 @@ class EngineStreamConsumer(AsyncWebsocketConsumer):
         "heartbeat": on_heartbeat,
         "get_state": on_get_state,
         "stimulus": on_stimulus,
+        "control": on_control,
         "resume": on_resume,
         "get_history": on_get_history,
         "subscribe": on_subscribe,

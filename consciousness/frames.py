@@ -8,6 +8,7 @@ or msgpack binary), however many sockets receive it. Answers to a request carry 
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
@@ -39,6 +40,7 @@ ERROR_CODES = {
     "unauthorised": "the request needs an authenticated user",
     "forbidden": "the user may not do this",
     "rate_limited": "too many requests: slow down",
+    "conflict": "the engine's state does not allow this now (a step while it is running)",
     "internal_error": "the server failed on this message (logged); the socket stays open",
 }
 
@@ -98,6 +100,7 @@ def connection_message(
     clients_scope: str,
     topics: list[str],
     tick: dict | None,
+    paused: bool,
 ) -> dict:
     """The first message on every socket; `tick` is the latest tick, or None before the first."""
     return {
@@ -106,7 +109,8 @@ def connection_message(
             "client_id": client_id,
             "epoch": epoch,
             "protocol": protocol,
-            "tick_rate": tick_rate,
+            "tick_rate": rate_value(tick_rate),
+            "paused": paused,
             "clients": clients,
             "clients_scope": clients_scope,
             "topics": topics,
@@ -131,6 +135,26 @@ def process_message(run: dict) -> dict:
 
 def process_output_message(*, process_id: str, line: str) -> dict:
     return {"type": "process_output", "data": {"process_id": process_id, "line": line}}
+
+
+def rate_value(rate: float) -> float | None:
+    """A tick rate as messages carry it: None for unthrottled (math.inf has no JSON form)."""
+    return rate if math.isfinite(rate) else None
+
+
+def control_message(
+    *, command: str, action: str, ticks: int | None, rate: float | None, tick_number: int, paused: bool,
+    tick_rate: float, by: str, epoch: str,
+) -> dict:
+    """The engine applied a control command after tick `tick_number`; `paused`, `tick_rate`: its state now."""
+    data = {"command": command, "action": action, "ticks": ticks, "rate": rate, "tick_number": tick_number}
+    data.update(paused=paused, tick_rate=rate_value(tick_rate), by=by, epoch=epoch)
+    return {"type": "control", "data": data}
+
+
+def control_applied_message(control: dict, *, ref: Any) -> dict:
+    """Your control command was applied: the `control` message's data, and your ref."""
+    return {"type": "control_applied", "data": {**control, "ref": ref}}
 
 
 def stimulus_applied_message(*, ref: Any, tick_number: int) -> dict:

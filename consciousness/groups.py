@@ -32,10 +32,16 @@ LEAVE_TIMEOUT_S = 2.0
 STATUS_INTERVAL_S = 1.0  # how often runtick publishes its status on the stream (STREAM_STATUS)
 
 # channel-layer message types (the envelope; the outbound message rides inside unchanged)
-STREAM_TICK = "stream.tick"  # {"message": tick message, "epoch": str, "rate": Hz, "stimuli": [{"key", "ref"}]}
+# {"message": tick message, "epoch": str, "rate": Hz, "paused": bool, "stimuli": [{"key", "ref"}]}
+STREAM_TICK = "stream.tick"
 STREAM_EVENT = "stream.event"  # {"message": any other outbound message}
 STREAM_STATUS = "stream.status"  # {"epoch": str, "status": runtick's status report (HistoryWriter.status)}
+# {"state": {"paused", "rate", "tick_number", "epoch"}, "message": control message or None,
+#  "reply": {"command", "outcome", "detail"} or None}: a command handled, or (state alone) the pause's heartbeat
+STREAM_CONTROL = "stream.control"
 ENGINE_STIMULUS = "engine.stimulus"  # {"kind", "intensity", "ref", "key"}: a client's stimulus
+# {"command", "action", "ticks", "rate", "user", "by", "requested_at", "expires"}: a control command
+ENGINE_CONTROL = "engine.control"
 ENGINE_PROCESSES = "engine.processes"  # a run was queued: claim it now rather than at the next poll
 ENGINE_PROCESS_CANCEL = "engine.process_cancel"  # {"run": id}: stop a running run
 
@@ -262,6 +268,7 @@ class StreamPublisher:
         self.applied = applied
         self.rate = rate
         self.status = status  # runtick's status report, published every STATUS_INTERVAL_S (None: never)
+        self.paused = False
         self._ticks = LatestPublisher(layer, STREAM_GROUP)
         self._events = QueuePublisher(layer, STREAM_GROUP)
         self._status = LatestPublisher(layer, STREAM_GROUP)
@@ -282,6 +289,7 @@ class StreamPublisher:
 
     async def __call__(self, result: StepResult) -> None:
         envelope = {"type": STREAM_TICK, "message": tick_message(result.tick), "epoch": self.epoch, "rate": self.rate}
+        envelope["paused"] = self.paused
         stimuli = self.applied()
         if stimuli:
             envelope["stimuli"] = stimuli
@@ -290,6 +298,10 @@ class StreamPublisher:
     def event(self, message: dict) -> None:
         """Publish any other outbound message (a run's status, a line of its output) in order."""
         self._events.offer({"type": STREAM_EVENT, "message": message})
+
+    def control(self, *, state: dict, message: dict | None = None, reply: dict | None = None) -> None:
+        """Publish the engine's control state, with a command's stream message and its answer to the sender."""
+        self._events.offer({"type": STREAM_CONTROL, "state": state, "message": message, "reply": reply})
 
     async def close(self) -> None:
         if self._status_task is not None:

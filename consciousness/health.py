@@ -122,7 +122,8 @@ def _newest_persisted() -> dict | None:
 
 
 def engine_section(hub: StreamHub | None, persisted: dict | None, now: float) -> dict:
-    """The engine is ticking while its newest tick, as the stream or the history shows it, is recent."""
+    """The engine is ticking while its newest tick, as the stream or the history shows it, is recent, or paused
+    while it says so (a control command) and has said so lately."""
     stale_after = float(settings.DAWN_CONFIG["stream"]["stale_after"])
     flush_interval = float(settings.DAWN_CONFIG["persistence"]["flush_interval"])
     streamed = hub.latest_tick if hub is not None else None
@@ -138,6 +139,8 @@ def engine_section(hub: StreamHub | None, persisted: dict | None, now: float) ->
         fresh = [c for c in candidates if c[0] <= c[1]]
         age, _limit, tick, source = min(fresh or candidates, key=lambda c: c[0])
         status = "ticking" if fresh else "stale"
+    if hub is not None and hub.engine_paused(within=stale_after):
+        status = "paused"  # held by a control command, and heard from lately: no tick is due
     return {
         "status": status,
         "tick_number": tick["tick_number"] if tick else None,

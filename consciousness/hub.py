@@ -33,7 +33,15 @@ from consciousness.frames import (
     error_message,
     stimulus_applied_message,
 )
-from consciousness.groups import STREAM_EVENT, STREAM_GROUP, STREAM_STATUS, STREAM_TICK, GroupMember
+from consciousness.groups import (
+    ENGINE_GROUP,
+    STREAM_CONTROL,
+    STREAM_EVENT,
+    STREAM_GROUP,
+    STREAM_STATUS,
+    STREAM_TICK,
+    GroupMember,
+)
 from consciousness.metrics import FRAMES_DROPPED, FRAMES_SENT
 
 logger = logging.getLogger(__name__)
@@ -188,12 +196,15 @@ class StreamHub:
         self.tick_rate = tick_rate  # the engine's, as its envelopes say (config.yaml's until the first)
         self.engine_status: dict | None = None  # runtick's latest status report (STREAM_STATUS), for /health/
         self.engine_status_at: float | None = None
+        self.paused = False  # the engine's, as its ticks and control messages say
+        self.state_heard_at: float | None = None  # when the engine last said either (epoch seconds)
         self.ring: deque[Frame] = deque(maxlen=ring_size)  # the latest ticks of latest_epoch, oldest first
         self.evicted = 0
         self._member = GroupMember(STREAM_GROUP, self.dispatch, name="dawn-stream-hub")
         self._starting: asyncio.Future | None = None
         self._next_freeze = _FIRST_FREEZE_AT
         self._stimulus_origin: dict[str, str] = {}
+        self._control_waiters: dict[str, asyncio.Future] = {}
 
     @property
     def running(self) -> bool:
@@ -246,7 +257,8 @@ class StreamHub:
             self.latest_tick = tick
             self.latest_epoch = epoch
             self.tick_rate = envelope.get("rate", self.tick_rate)
-            self.latest_received_at = time.time()
+            self.paused = bool(envelope.get("paused", False))
+            self.latest_received_at = self.state_heard_at = time.time()
             self.broadcast(frame)
             if envelope.get("stimuli"):
                 self._acknowledge(envelope["stimuli"], tick["tick_number"])
@@ -254,6 +266,43 @@ class StreamHub:
             self.broadcast(Frame(envelope["message"]))
         elif kind == STREAM_STATUS:
             self.engine_status, self.engine_status_at = envelope.get("status"), time.time()
+        elif kind == STREAM_CONTROL:
+            self._control(envelope)
+
+    def _control(self, envelope: dict) -> None:
+        """Take the engine's control state (a command handled, or the pause's heartbeat); answer its sender."""
+        state = envelope.get("state") or {}
+        self.paused = bool(state.get("paused", self.paused))
+        self.tick_rate = state.get("rate", self.tick_rate)
+        self.state_heard_at = time.time()
+        if envelope.get("message"):
+            self.broadcast(Frame(envelope["message"]))
+        reply = envelope.get("reply")
+        waiter = self._control_waiters.pop(reply.get("command"), None) if reply else None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(reply)
+
+    def engine_paused(self, *, within: float) -> bool:
+        """The engine said it is paused, and said so lately (in a tick, a command, or the pause's heartbeat)."""
+        heard = self.state_heard_at
+        return self.paused and heard is not None and time.time() - heard <= within
+
+    async def control_request(self, envelope: dict, *, timeout: float) -> dict | None:
+        """Send a control command to the engine and wait for its answer on the stream (None: none in time).
+
+        Raises what the channel layer raises if the command cannot be sent at all.
+        """
+        await self.start()  # the answer comes on the stream: this process must be listening first
+        command = envelope["command"]
+        waiter = self._control_waiters[command] = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._member._layer.group_send(ENGINE_GROUP, envelope)
+                return await waiter
+        except TimeoutError:
+            return None
+        finally:
+            self._control_waiters.pop(command, None)
 
     def broadcast(self, frame: Frame) -> None:
         """Offer one frame, encoded once per protocol, to every local client."""

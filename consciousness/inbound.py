@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 
 from consciousness.engine import Stimulus
 from consciousness.frames import TOPICS
+from consciousness.loop import ACTIONS, Command, CommandInvalid
 
 MAX_MESSAGE_BYTES = 16_384
 MAX_DEPTH = 16
@@ -131,6 +132,24 @@ class StimulusRequest(Request):
         return Stimulus(kind=self.kind, intensity=self.intensity)
 
 
+class ControlRequest(Request):
+    type: Literal["control"]
+    action: Literal[ACTIONS]  # type: ignore[valid-type]
+    ticks: StrictInt | None = None
+    rate: Annotated[float, Field(strict=True, allow_inf_nan=False)] | None = None
+
+    @model_validator(mode="after")
+    def _loop_accepts(self) -> ControlRequest:
+        try:
+            self.command()  # the loop's own rules, defined once there
+        except CommandInvalid as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def command(self) -> Command:
+        return Command(action=self.action, ticks=self.ticks, rate=self.rate)
+
+
 class Resume(Request):
     type: Literal["resume"]
     epoch: Annotated[StrictStr, Field(min_length=1, max_length=64)]
@@ -169,6 +188,7 @@ MODELS: dict[str, type[Request]] = {
     "heartbeat": Heartbeat,
     "get_state": GetState,
     "stimulus": StimulusRequest,
+    "control": ControlRequest,
     "resume": Resume,
     "get_history": GetHistory,
     "subscribe": Subscribe,

@@ -52,7 +52,7 @@ for _outcome in ("accepted", "rejected"):
     STIMULI.labels(outcome=_outcome)
 for _operation in ("send", "receive"):
     LAYER_ERRORS.labels(operation=_operation)
-for _component in ("history", "dispatcher", "metrics"):
+for _component in ("history", "dispatcher", "metrics", "control"):
     DATABASE_ERRORS.labels(component=_component)
 
 
@@ -83,6 +83,7 @@ class EngineCollector(Collector):
             (CounterMetricFamily, "dawn_ticks", "Ticks computed by this runtick.", loop.ticks_done),
             (CounterMetricFamily, "dawn_tick_slots_skipped", "Tick slots skipped: a tick ran late.", loop.slots_skipped),
             (GaugeMetricFamily, "dawn_tick_number", "The newest tick's number.", loop.engine.state.tick_number),
+            (GaugeMetricFamily, "dawn_engine_paused", "1 while the engine is paused (control), else 0.", int(loop.paused)),
             (CounterMetricFamily, "dawn_history_flushed_ticks", "Ticks persisted by this runtick.", history.flushed_ticks),
             (CounterMetricFamily, "dawn_history_flush_failures", "History flushes that failed (retried).", history.failures),
             (GaugeMetricFamily, "dawn_history_buffered_ticks", "Ticks not persisted yet (waiting or being written).",

@@ -70,6 +70,7 @@ class HistoryWriter:
         self._last_prune = clock()
         self._inflight: asyncio.Future | None = None  # None again only once _written has dealt with it
         self._inflight_batch: list[dict] = []
+        self._flush_again = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dawn-history")
 
     async def __call__(self, result: StepResult) -> None:
@@ -127,6 +128,15 @@ class HistoryWriter:
             )
             self._dropping = None
 
+    def flush_soon(self) -> None:
+        """Write what is buffered now, not at the next tick's interval: the loop holds, no tick may come."""
+        if not self.buffer:
+            return
+        if self._inflight is None or self._inflight.done():
+            self._start_flush()
+        else:
+            self._flush_again = True  # once the write under way is done
+
     def _start_flush(self) -> None:
         batch, self.buffer = self.buffer, []
         self._inflight_batch = batch
@@ -170,6 +180,9 @@ class HistoryWriter:
             self.consecutive_failures = 0
             self.last_error = None
             self._dropped_report()
+            if self._flush_again and self.buffer:
+                self._flush_again = False
+                self._start_flush()
             return
         self.failures += 1
         self.consecutive_failures += 1

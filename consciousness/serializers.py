@@ -1,11 +1,15 @@
-"""The state API's bodies as DRF serializers, built from the Tick Data Format's one definition (engine/tick.py)."""
+"""The state API's bodies as DRF serializers: the Tick Data Format's, built from its one definition
+(engine/tick.py), health's, and engine control's (the command, its answer, its journal row)."""
 
 from __future__ import annotations
 
 from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
 
 from consciousness.engine.tick import SUBSYSTEM_FIGURES, TICK_FIGURES
-from consciousness.models import Tick
+from consciousness.loop import ACTIONS, STEP_TICKS_MAX, Command, CommandInvalid
+from consciousness.models import EngineControl, Tick
+from consciousness.rest import EpochField
 
 
 def _figure(name: str) -> serializers.Field:
@@ -44,8 +48,8 @@ class TickSerializer(serializers.Serializer):
 
 class EngineHealthSerializer(serializers.Serializer):
     status = serializers.CharField(
-        help_text='"ticking"; failing: "stale" (no tick for stale_after_s) or "no ticks yet". Other states may '
-        "be added; only the failing ones are listed in `failing`."
+        help_text='"ticking", "paused" (held by a control command, heard from lately: healthy); failing: "stale" '
+        '(no tick for stale_after_s) or "no ticks yet". Only the failing ones are listed in `failing`.'
     )
     tick_number = serializers.IntegerField(allow_null=True)
     last_tick_age_s = serializers.FloatField(allow_null=True, help_text="Seconds since the newest tick's timestamp.")
@@ -108,3 +112,55 @@ class HealthSerializer(serializers.Serializer):
     database = DatabaseHealthSerializer()
     persistence = PersistenceHealthSerializer()
     channel_layer = ChannelLayerHealthSerializer()
+
+class ControlRequestSerializer(serializers.Serializer):
+    """POST /api/engine/control/: one command, checked by the tick loop's own rules."""
+
+    action = serializers.ChoiceField(choices=ACTIONS, help_text="step: `ticks` ticks, only while paused.")
+    ticks = serializers.IntegerField(required=False, help_text=f"step only: 1 to {STEP_TICKS_MAX} ticks.")
+    rate = serializers.FloatField(required=False, help_text="rate only: ticks a second, (0, 1000].")
+
+    def validate(self, attrs: dict) -> dict:
+        try:
+            return {"command": Command(**attrs)}
+        except CommandInvalid as exc:
+            raise ValidationError({exc.field: [exc.message]}) from None
+
+
+class ControlStateSerializer(serializers.Serializer):
+    """A command the engine handled, as the stream's `control` message carries it."""
+
+    command = serializers.CharField(help_text="The command's id (hex), as its journal row has it.")
+    action = serializers.ChoiceField(choices=ACTIONS)
+    ticks = serializers.IntegerField(allow_null=True)
+    rate = serializers.FloatField(allow_null=True)
+    tick_number = serializers.IntegerField(help_text="The last tick before the command took effect.")
+    paused = serializers.BooleanField(help_text="The engine's state after it.")
+    tick_rate = serializers.FloatField(allow_null=True, help_text="The rate after it (null: unthrottled).")
+    by = serializers.CharField(help_text="Who sent it: a user's name, or local play and the address.")
+    epoch = serializers.CharField()
+
+
+class ControlAnswerSerializer(ControlStateSerializer):
+    """202: the engine applied the command between two ticks (a step's ticks follow at the engine's rate)."""
+
+    outcome = serializers.ChoiceField(choices=[EngineControl.Outcome.APPLIED.value])
+    detail = serializers.CharField()
+
+
+class ControlSerializer(serializers.ModelSerializer):
+    """One journalled control command (GET /api/engine/control/)."""
+
+    command = serializers.CharField(source="command.hex", read_only=True)
+    by = serializers.CharField(source="label", read_only=True)
+    requested_by = serializers.IntegerField(source="requested_by_id", read_only=True, allow_null=True)
+    requested_at = EpochField(read_only=True)
+    applied_at = EpochField(read_only=True)
+
+    class Meta:
+        model = EngineControl
+        fields = [
+            "id", "command", "action", "ticks", "rate", "outcome", "detail", "tick_number", "paused",
+            "tick_rate", "epoch", "by", "requested_by", "requested_at", "applied_at",
+        ]
+        read_only_fields = fields

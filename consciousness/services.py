@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta, timezone
 
+from django.contrib.auth import get_user_model
 from django.db import connection, models, transaction
 from django.utils import timezone as dj_timezone
 
 from consciousness.engine import TICK_FIGURES
-from consciousness.models import MAIN_RUN, EngineSnapshot, Tick
+from consciousness.models import MAIN_RUN, EngineControl, EngineSnapshot, Tick
 
 
 def _tick_values(tick: dict) -> dict:
@@ -87,3 +88,34 @@ def history_reset(*, run: str = MAIN_RUN) -> None:
     with transaction.atomic():
         EngineSnapshot.objects.filter(run=run).delete()
         Tick.objects.all().delete()
+
+
+def control_record(
+    *,
+    command: uuid.UUID,
+    action: str,
+    ticks: int | None,
+    rate: float | None,
+    outcome: str,
+    detail: str,
+    tick_number: int,
+    paused: bool,
+    tick_rate: float | None,
+    epoch: uuid.UUID,
+    requested_by_id: int | None,
+    label: str,
+    requested_at: datetime,
+    applied_at: datetime,
+) -> EngineControl:
+    """Journal a control command the engine handled, once: the same command id again is the same row."""
+    if requested_by_id is not None and not get_user_model().objects.filter(pk=requested_by_id).exists():
+        requested_by_id = None  # the user went meanwhile; the label still names them
+    row, _created = EngineControl.objects.get_or_create(
+        command=command,
+        defaults=dict(
+            action=action, ticks=ticks, rate=rate, outcome=outcome, detail=detail[:200],
+            tick_number=tick_number, paused=paused, tick_rate=tick_rate, epoch=epoch,
+            requested_by_id=requested_by_id, label=label[:150], requested_at=requested_at, applied_at=applied_at,
+        ),
+    )
+    return row

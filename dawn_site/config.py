@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from consciousness.engine import ConfigValueError, EngineConfig
+from consciousness.loop import tick_rate_check
 from processes.scripts import SCRIPTS
 from processes.triggers import IMPACT_DELAY_DEFAULT, IMPACT_DELAY_MAX, TriggerRule
 
@@ -29,15 +30,6 @@ def _int_as_float(value: Any) -> Any:
 
 
 Number = Annotated[float, BeforeValidator(_int_as_float)]
-
-
-def tick_rate_check(value: Any) -> float:
-    """The one validation of a tick rate (config.yaml and runtick --rate): a finite number in (0, 1000] Hz."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError("must be a number")
-    if not math.isfinite(value) or not 0 < value <= 1000:
-        raise ValueError("must be a tick rate in (0, 1000] Hz")
-    return float(value)
 
 
 def tick_rate_option_check(value: str) -> float:

@@ -49,7 +49,7 @@ class ProgressReport:
         flush_ms = 1000 * delta["flush_sum"] / delta["flush_count"] if delta["flush_count"] else 0.0
         clients = self.clients()
         return (
-            f"tick {self.loop.engine.state.tick_number}: {rate:.1f} ticks/s, {int(delta['skipped'])} slots skipped, "
+            f"tick {self.loop.engine.state.tick_number}{' (paused)' if self.loop.paused else ''}: {rate:.1f} ticks/s, {int(delta['skipped'])} slots skipped, "
             f"lateness {lateness:.1f} ms mean, "
             f"{'no stream here' if clients is None else f'{clients} clients'}, "
             f"{int(delta['flushed'])} ticks persisted in {int(delta['flush_count'])} flushes ({flush_ms:.1f} ms mean), "

@@ -22,7 +22,8 @@ from prometheus_client import start_http_server
 from consciousness import health, metrics, selectors, services
 from consciousness.access import is_loopback
 from consciousness.engine import Engine, EngineConfig, StepResult
-from consciousness.groups import StreamPublisher
+from consciousness.control import Controller
+from consciousness.groups import ENGINE_CONTROL, StreamPublisher
 from consciousness.hub import stream_hub, stream_hub_latest
 from consciousness.inbox import EngineInbox
 from consciousness.lock import EngineLock, EngineLocked
@@ -242,6 +243,10 @@ class EngineRuntime:
         self.history = history
         # the process sink first: the snapshot the history sink may take must include what this tick fired
         sinks = [process_sink, history, stream]
+        # paused, the hubs hear the engine this often: well within stream.stale_after, so /health/ says paused
+        heartbeat = min(1.0, self.config["stream"]["stale_after"] / 2)
+        controller = Controller(stream=stream, epoch=self.epoch, heartbeat_s=heartbeat)
+        inbox.on(ENGINE_CONTROL, controller.receive)
 
         self.loop = TickLoop(
             engine=self.engine,
@@ -250,12 +255,16 @@ class EngineRuntime:
             inputs=inbox.take,
             max_ticks=self.options.max_ticks,
             until=self.options.until,
+            on_command=controller.on_command,
+            on_hold=history.flush_soon,  # paused: persist the ticks so far with their snapshot, now
         )
+        controller.attach(self.loop)
         metrics.ENGINE.attach(loop=self.loop, history=history)
         health.RUNTIME.attach(status=self._status)  # this process's /health/ reads it directly
         metrics.RUNS.model = ProcessRun
         progress = ProgressReport(loop=self.loop, history=history, clients=_local_clients)
         report = aio.create_task(progress.run(self.options.progress)) if self.options.progress > 0 else None
+        beat = aio.create_task(controller.heartbeat(), name="dawn-control-heartbeat")
         serve_task = None
         try:
             await inbox.listen(layer)
@@ -284,10 +293,12 @@ class EngineRuntime:
         finally:
             if report is not None:
                 report.cancel()
+            beat.cancel()
             metrics.ENGINE.detach()
             health.RUNTIME.detach()
             await dispatcher.close()
             await history.close()
+            await controller.close()
             await stream.close()
             await inbox.close()
             if serve_task is not None:

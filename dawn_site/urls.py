@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from consciousness.api import HealthView, StateView, TickHistoryView, metrics_view
+from consciousness.api import EngineControlView, HealthView, StateView, TickHistoryView, metrics_view
 from dawn_site.views import dashboard
 from processes.api import ConsolidationViewSet, ProcessCatalogueView, RunViewSet
 
@@ -32,6 +32,7 @@ urlpatterns = [
     ),
     path("api/state/", StateView.as_view(), name="state"),
     path("api/ticks/", TickHistoryView.as_view(), name="ticks"),
+    path("api/engine/control/", EngineControlView.as_view(), name="engine-control"),
     path("api/processes/", ProcessCatalogueView.as_view(), name="processes"),
     # the picture's own URL has no trailing slash (it names a file); the router serves the slashed one too
     path(

@@ -73,6 +73,24 @@ class Site:
         finally:
             log.close()
 
+    def configure(self, **changes: str) -> Site:
+        """Run with config.yaml's text changed (each "old=new" by key name: stale_after="2.0=0.5")."""
+        text = (ROOT / "config.yaml").read_text()
+        for key, change in changes.items():
+            old, new = change.split("=")
+            assert f"{key}: {old}" in text, key
+            text = text.replace(f"{key}: {old}", f"{key}: {new}")
+        path = self.tmp_path / "config.yaml"
+        path.write_text(text)
+        self.env["DAWN_CONFIG"] = str(path)
+        return self
+
+    def control_journal(self) -> list[tuple]:
+        """(action, outcome, tick_number) of each journalled control command, oldest first (SQLite sites)."""
+        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=5) as conn:
+            query = "SELECT action, outcome, tick_number FROM consciousness_enginecontrol ORDER BY id"
+            return conn.execute(query).fetchall()
+
     def log(self, name: str) -> str:
         return (self.tmp_path / f"{name}.log").read_text()
 
@@ -183,6 +201,21 @@ class Descendants:
 
 def without_timestamps(ticks: list[dict]) -> list[dict]:
     return [{k: v for k, v in tick.items() if k != "timestamp"} for tick in ticks]
+
+
+def http_json(method: str, url: str, body: dict | None = None, timeout: float = 10) -> tuple[int, dict]:
+    """A JSON request as a script would send it; (status, body) whatever the status."""
+    import urllib.error
+    import urllib.request
+
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
 
 
 def wait_http(url: str, timeout: float = 30) -> None:

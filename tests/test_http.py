@@ -80,12 +80,18 @@ def test_schema_is_valid_openapi_3_with_every_endpoint_and_its_errors(client):
     schema = json.loads(response.content)
     validate_schema(schema)  # drf-spectacular's validation against the OpenAPI 3 JSON Schema; raises if invalid
     paths = schema["paths"]
-    for path in ("/api/state/", "/api/ticks/", "/api/processes/", "/api/runs/", "/api/runs/{id}/", "/health/"):
+    for path in (
+        "/api/state/", "/api/ticks/", "/api/processes/", "/api/runs/", "/api/runs/{id}/", "/health/", "/api/engine/control/"
+    ):
         assert path in paths, path
     post = paths["/api/runs/"]["post"]
     assert {"202", "400", "413", "415"} <= set(post["responses"])
     assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/RunStartRequest")
     assert "409" in paths["/api/runs/{id}/cancel/"]["post"]["responses"]
+    control = paths["/api/engine/control/"]["post"]
+    assert {"202", "400", "409", "503"} <= set(control["responses"])
+    assert control["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/ControlRequestRequest")
+    assert {p["name"] for p in paths["/api/engine/control/"]["get"]["parameters"]} >= {"action", "outcome", "cursor"}
     components = schema["components"]["schemas"]
     tick = components["Tick"]["properties"]
     assert set(tick) == {c for c in TICK_COLUMNS if "." not in c} | {"subsystems"}

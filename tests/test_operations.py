@@ -93,6 +93,7 @@ def test_metrics_parse_and_move_while_ticking(dawn):
     for name in ("dawn_stimuli_total", "dawn_database_errors_total", "dawn_channel_layer_errors_total",
                  "dawn_stream_evictions_total", "dawn_stream_frames_dropped_total", "dawn_run_duration_seconds_count"):
         assert name in during, name
+    assert total(during, "dawn_engine_paused") == 0
 
 
 def test_admin_stylesheets_are_served_hashed_and_compressed(dawn):

@@ -1,6 +1,7 @@
 """The REST API and the admin, through APIClient and Django's test client."""
 
 import time
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -116,3 +117,21 @@ def test_admin_lists_the_history_read_only(client):
     assert client.get("/admin/consciousness/tick/add/").status_code == 403
     detail = client.get("/admin/consciousness/tick/30/change/")
     assert detail.status_code == 200 and b"Save" not in detail.content
+
+
+def test_the_admin_lists_the_journal_read_only(client):
+    from django.utils import timezone
+
+    now = timezone.now()
+    row = services.control_record(
+        command=uuid.uuid4(), action="step", ticks=4, rate=None, outcome="applied", detail="stepping ticks 8..11",
+        tick_number=7, paused=True, tick_rate=10.0, epoch=uuid.uuid4(), requested_by_id=None, label="ada",
+        requested_at=now, applied_at=now,
+    )
+    client.force_login(get_user_model().objects.create_superuser("admin", "a@example.com", "pw"))
+    listing = client.get("/admin/consciousness/enginecontrol/")
+    assert listing.status_code == 200 and b"stepping" not in listing.content and b"ada" in listing.content
+    assert client.get("/admin/consciousness/enginecontrol/?action=step&q=7").status_code == 200
+    assert client.get("/admin/consciousness/enginecontrol/add/").status_code == 403
+    detail = client.get(f"/admin/consciousness/enginecontrol/{row.pk}/change/")
+    assert detail.status_code == 200 and b"stepping ticks 8..11" in detail.content and b"Save" not in detail.content

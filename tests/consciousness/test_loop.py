@@ -6,18 +6,31 @@ from types import SimpleNamespace
 
 import pytest
 
-from consciousness.loop import UNTHROTTLED_YIELD_S, TickLoop
+from consciousness.inbox import EngineInbox
+from consciousness.engine import Engine, Stimulus
+from consciousness.loop import STEP_TICKS_MAX, UNTHROTTLED_YIELD_S, Command, CommandInvalid, TickLoop
+from tests.factories import ENGINE_CONFIG
+from tests.support import without_timestamps
 
 
 class FakeTime:
     def __init__(self) -> None:
         self.now = 0.0
+        self.agenda: list[tuple[float, object]] = []  # (when, what): done by the sleep that reaches it
 
     def clock(self) -> float:
         return self.now
 
+    def at(self, when: float, what) -> None:
+        self.agenda = sorted([*self.agenda, (when, what)], key=lambda item: item[0])
+
     async def sleep(self, delay: float) -> None:
         assert delay >= 0
+        if self.agenda and self.agenda[0][0] <= self.now + delay:
+            when, what = self.agenda.pop(0)
+            self.now = max(self.now, when)
+            what()  # e.g. a command: the sleep ends there, as a real one woken early would
+            return
         self.now += delay
 
 
@@ -178,3 +191,253 @@ def test_an_unthrottled_loop_never_waits_and_yields_to_other_tasks_every_few_mil
 def test_a_rate_that_is_not_positive_is_refused(rate):
     with pytest.raises(ValueError):
         TickLoop(engine=CountingEngine(), rate=rate)
+
+
+# --------------------------------------------------------------------------- control: pause, resume, step, rate
+
+
+async def held(loop: TickLoop) -> None:
+    """Until the loop has taken every command sent and waits at a hold (paused, no step left)."""
+    for _ in range(100_000):
+        if loop.held and not loop.pending:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the loop never came to a hold")
+
+
+def recorder(time: FakeTime, loop_box: list, pause_at: int | None = None):
+    """A sink noting (tick_number, clock) of each tick; it pauses the loop after tick `pause_at`."""
+    seen = []
+
+    async def sink(result):
+        seen.append((result.state.tick_number, time.now))
+        if result.state.tick_number == pause_at:
+            loop_box[0].command(Command("pause"))
+
+    return sink, seen
+
+
+def test_a_pause_holds_the_loop_however_long_and_a_resume_does_not_burst():
+    time = FakeTime()
+    box: list = []
+    sink, seen = recorder(time, box, pause_at=5)
+    outcomes = []
+    loop = make_loop(time, rate=10, sinks=[sink], max_ticks=10, on_command=outcomes.append)
+    box.append(loop)
+
+    async def scenario():
+        task = asyncio.create_task(loop.run())
+        await held(loop)
+        assert loop.ticks_done == 5
+        time.now += 1000.0  # a long pause: 10,000 slots that must not be made up
+        loop.command(Command("resume"))
+        return await task
+
+    assert asyncio.run(scenario()) == 10
+    times = [t for _n, t in seen]
+    assert times[:5] == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+    assert times[5] == pytest.approx(1000.4)  # at once on resume
+    assert [b - a for a, b in zip(times[5:], times[6:])] == pytest.approx([0.1] * 4)  # then one per period
+    assert loop.slots_skipped == 0
+    assert [(o.command.action, o.applied, o.tick_number, o.paused) for o in outcomes] == [
+        ("pause", True, 5, True), ("resume", True, 5, False)
+    ]
+
+
+def test_a_step_runs_exactly_its_ticks_at_the_rate_and_holds_again_and_is_refused_while_running():
+    time = FakeTime()
+    box: list = []
+    sink, seen = recorder(time, box, pause_at=3)
+    outcomes = []
+    loop = make_loop(time, rate=10, sinks=[sink], until=9, on_command=outcomes.append)
+    box.append(loop)
+
+    async def scenario():
+        task = asyncio.create_task(loop.run())
+        await held(loop)
+        time.now += 50.0
+        loop.command(Command("step", ticks=4))
+        await held(loop)
+        assert loop.engine.state.tick_number == 7 and loop.paused
+        loop.command(Command("resume"))
+        loop.command(Command("step", ticks=2))  # running now: refused, nothing runs on its account
+        return await task
+
+    asyncio.run(scenario())
+    steps = [t for n, t in seen if 4 <= n <= 7]
+    assert steps[0] == pytest.approx(50.2)
+    assert [b - a for a, b in zip(steps, steps[1:])] == pytest.approx([0.1] * 3)
+    assert [(o.command.action, o.applied) for o in outcomes] == [
+        ("pause", True), ("step", True), ("resume", True), ("step", False)
+    ]
+    assert outcomes[1].detail == "stepping ticks 4..7" and outcomes[1].tick_number == 3
+    assert "pause it" in outcomes[3].detail and not outcomes[3].paused
+
+
+def test_a_rate_change_re_anchors_the_deadlines_and_wakes_a_long_wait():
+    time = FakeTime()
+    seen = []
+
+    async def sink(result):
+        seen.append(time.now)
+
+    loop = make_loop(time, rate=0.2, sinks=[sink], max_ticks=7)  # one tick every 5 s
+    time.at(1.0, lambda: loop.command(Command("rate", rate=10)))  # during the first wait
+    time.at(1.45, lambda: loop.command(Command("rate", rate=2)))
+    asyncio.run(loop.run())
+    # tick 1 at 0; the faster rate wakes the wait at 1.0 (tick 0.1 after the last is past: at once), then 10 Hz;
+    # slowing to 2 Hz at 1.45 puts the next tick 0.5 s after the last one started
+    assert seen == pytest.approx([0.0, 1.0, 1.1, 1.2, 1.3, 1.4, 1.9])
+    assert loop.rate == 2 and loop.slots_skipped == 0
+
+
+def test_a_slower_rate_puts_the_next_tick_one_new_period_after_the_last():
+    time = FakeTime()
+    seen = []
+
+    async def sink(result):
+        seen.append(time.now)
+
+    loop = make_loop(time, rate=10, sinks=[sink], max_ticks=5)
+    time.at(0.15, lambda: loop.command(Command("rate", rate=2)))
+    asyncio.run(loop.run())
+    assert seen == pytest.approx([0.0, 0.1, 0.6, 1.1, 1.6])
+
+
+def test_stop_ends_a_held_loop():
+    async def scenario():
+        loop = TickLoop(engine=CountingEngine(), rate=10)
+        loop.command(Command("pause"))
+        task = asyncio.create_task(loop.run())
+        await held(loop)
+        loop.stop()
+        return await asyncio.wait_for(task, 1.0)
+
+    assert asyncio.run(scenario()) == 0
+
+
+def test_the_hold_handler_is_told_once_per_hold():
+    time = FakeTime()
+    holds = []
+    loop = make_loop(time, rate=10, on_hold=lambda: holds.append(loop.engine.state.tick_number))
+
+    async def scenario():
+        loop.command(Command("pause"))
+        task = asyncio.create_task(loop.run())
+        await held(loop)
+        loop.command(Command("rate", rate=5))  # no tick: still the same hold
+        await held(loop)
+        loop.command(Command("step", ticks=2))
+        await held(loop)
+        loop.stop()
+        await task
+
+    asyncio.run(scenario())
+    assert holds == [0, 2]
+
+
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"action": "jump"}, "action"),
+        ({"action": "step"}, "ticks"),
+        ({"action": "step", "ticks": 0}, "ticks"),
+        ({"action": "step", "ticks": STEP_TICKS_MAX + 1}, "ticks"),
+        ({"action": "step", "ticks": True}, "ticks"),
+        ({"action": "step", "ticks": 2.0}, "ticks"),
+        ({"action": "pause", "ticks": 3}, "ticks"),
+        ({"action": "rate"}, "rate"),
+        ({"action": "rate", "rate": 0}, "rate"),
+        ({"action": "rate", "rate": 1001}, "rate"),
+        ({"action": "rate", "rate": math.inf}, "rate"),
+        ({"action": "rate", "rate": math.nan}, "rate"),
+        ({"action": "resume", "rate": 5}, "rate"),
+    ],
+)
+def test_a_command_out_of_bounds_is_refused_naming_its_field(fields, field):
+    with pytest.raises(CommandInvalid) as refused:
+        Command(**fields)
+    assert refused.value.field == field
+
+
+# --------------------------------------------------------------------------- control and determinism
+
+
+def controlled_run(script, *, until: int = 60, pause_at: int | None = None) -> list[dict]:
+    """A seeded engine driven to `until` through `script`: one action per hold, given the loop and the inbox."""
+    time = FakeTime()
+    engine = Engine(ENGINE_CONFIG, seed=11)
+    inbox = EngineInbox(next_tick=lambda: engine.state.tick_number + 1)
+    ticks = []
+    box: list = []
+
+    async def sink(result):
+        ticks.append(result.tick)
+        if result.state.tick_number == pause_at:
+            box[0].command(Command("pause"))
+
+    loop = TickLoop(
+        engine=engine, rate=10, sinks=[sink], inputs=inbox.take, until=until,
+        clock=time.clock, wallclock=time.clock, sleep=time.sleep,
+    )
+    box.append(loop)
+
+    async def scenario():
+        task = asyncio.create_task(loop.run())
+        for action in script:
+            await held(loop)
+            action(loop, inbox, time)
+        return await task
+
+    asyncio.run(scenario())
+    return ticks
+
+
+def wait(seconds):
+    def act(loop, inbox, time):
+        time.now += seconds
+    return act
+
+
+def command(**fields):
+    def act(loop, inbox, time):
+        loop.command(Command(**fields))
+    return act
+
+
+def stimulus(kind, intensity):
+    def act(loop, inbox, time):
+        inbox.add_stimulus(Stimulus(kind=kind, intensity=intensity), key="k", sender="s")
+    return act
+
+
+def both(*actions):
+    def act(loop, inbox, time):
+        for action in actions:
+            action(loop, inbox, time)
+    return act
+
+
+def test_the_series_depends_on_seed_stimuli_and_steps_never_on_pause_length_or_rate():
+    plain = controlled_run([])
+    paused = controlled_run(
+        [both(wait(900), command(action="step", ticks=7)), both(wait(3), command(action="rate", rate=40),
+         command(action="resume"))],
+        pause_at=10,
+    )
+    assert [t["tick_number"] for t in paused] == list(range(1, 61))
+    assert without_timestamps(paused) == without_timestamps(plain)  # pausing, stepping, the rate: no trace
+
+    # a stimulus sent while paused lands on the first stepped tick, however long the pause and whatever the rate
+    def sequence(pause_s, rate):
+        return controlled_run(
+            [both(wait(pause_s), stimulus("chaos", 0.9), command(action="step", ticks=1)),
+             both(command(action="rate", rate=rate), wait(pause_s), command(action="step", ticks=5)),
+             command(action="resume")],
+            pause_at=20,
+        )
+
+    first, second = sequence(1.0, 3), sequence(5000.0, 200)
+    assert without_timestamps(first) == without_timestamps(second)
+    assert without_timestamps(first)[:20] == without_timestamps(plain)[:20]
+    assert without_timestamps(first)[20] != without_timestamps(plain)[20]  # tick 21 applied the stimulus

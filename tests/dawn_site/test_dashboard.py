@@ -99,6 +99,27 @@ def test_a_stimulus_from_the_page_is_acknowledged_with_its_tick(page):
     assert page.problems == []
 
 
+def test_the_engine_is_paused_stepped_and_resumed_from_the_page(page):
+    expect(page.locator("#engine-state")).to_have_text("running · 10 Hz")
+    page.click("#control-form button[data-action=pause]")
+    expect(page.locator("#control-status")).to_contain_text("pause applied after tick", timeout=10_000)
+    expect(page.locator("#engine-state")).to_have_text("paused · 10 Hz")
+    at = int(page.locator("#control-status").inner_text().rsplit(" ", 1)[-1])
+    page.wait_for_timeout(500)
+    assert page.evaluate("window.dawn.client.last") == at  # no tick while paused
+    page.fill("#control-form input[name=ticks]", "3")
+    page.click("#control-form button[data-action=step]")
+    page.wait_for_function(f"window.dawn.client.last === {at + 3}", timeout=10_000)
+    page.wait_for_timeout(500)
+    assert page.evaluate("window.dawn.client.last") == at + 3  # exactly three, then held again
+    page.click("#control-form button[data-action=resume]")
+    expect(page.locator("#engine-state")).to_have_text("running · 10 Hz")
+    page.wait_for_function(f"window.dawn.client.last > {at + 4}", timeout=10_000)
+    page.click("#control-form button[data-action=step]")  # running: refused, and the page says why
+    expect(page.locator("#control-status")).to_contain_text("pause it before stepping (conflict)")
+    assert page.problems == []
+
+
 def test_a_process_started_from_the_page_shows_its_output_and_picture(page):
     page.wait_for_selector("#scripts details.script")
     script = page.locator("details.script", has=page.locator("summary b", has_text="neural_analyzer"))

@@ -11,17 +11,8 @@ import urllib.request
 import pytest
 import websockets
 
+from tests.dawn_site.conftest import HEADLESS
 from tests.support import Site, free_port, wait_http, without_timestamps
-
-HEADLESS = ("runtick", "--no-serve", "--no-processes", "--seed", "7", "--rate", "200", "--until", "400")
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """An uninterrupted headless run: the series every other run must reproduce."""
-    site = Site(tmp_path_factory.mktemp("reference")).migrate()
-    site.manage(*HEADLESS)
-    return site.export()
 
 
 def test_headless_run_persists_every_tick_once(reference):

@@ -1,4 +1,4 @@
-// The live dashboard at /: charts, mood, subsystems, processes and a stimulus control over the JS client.
+// The live dashboard at /: charts, mood, subsystems, processes, stimulus and engine controls over the JS client.
 import uPlot from "./vendor/uplot/uPlot.esm.js";
 import { DawnClient } from "./dawn-client.js";
 import { parameterFields, readForm } from "./schema-form.js";
@@ -136,6 +136,35 @@ function setupStimulus() {
   });
 }
 
+// ---- engine control: pause, resume, step N ticks while paused, set the rate
+
+function showEngine({ paused, tick_rate: rate }) {
+  text("engine-state", `${paused ? "paused" : "running"} · ${rate === null ? "unthrottled" : `${rate} Hz`}`);
+  $("engine-state").dataset.paused = String(paused);
+}
+
+function setupControl() {
+  const form = $("control-form");
+  form.addEventListener("click", async (event) => {
+    const action = event.target.dataset && event.target.dataset.action;
+    if (!action) return;
+    const fields = action === "step" ? { ticks: Number(form.ticks.value) }
+      : action === "rate" ? { rate: Number(form.rate.value) } : {};
+    say("control-status", `${action} sent…`, "pending");
+    try {
+      const done = await client.control(action, fields);
+      say("control-status", `${action} applied after tick ${done.tick_number}`, "ok");
+    } catch (error) {
+      const message = NEEDS_AUTHORITY.has(error.code)
+        ? `Controlling the engine needs authority: sign in with a user allowed to (${error.code}).`
+        : `Not applied: ${error.message} (${error.code || "error"})`;
+      say("control-status", message, NEEDS_AUTHORITY.has(error.code) ? "authority" : "error");
+    }
+  });
+  client.addEventListener("connection", (event) => showEngine(event.detail));
+  client.addEventListener("control", (event) => showEngine(event.detail)); // anyone's command, any worker
+}
+
 // ---- processes: one form per script from its parameter schema, the runs with live output and pictures
 
 const runs = new Map(); // process_id -> element
@@ -257,6 +286,7 @@ window.addEventListener("resize", () => {
   for (const m of MEASURES) charts[m].setSize({ width: $(`chart-${m}`).clientWidth, height: 120 });
 });
 setupStimulus();
+setupControl();
 setupProcesses().catch((error) => say("run-status", `processes unavailable: ${error.message}`, "error"));
 client.connect();
 setInterval(renderStatus, 250);

@@ -131,6 +131,11 @@ export class DawnClient extends EventTarget {
     return this.request({ type: "stimulus", kind, intensity });
   }
 
+  /** An engine control command (pause, resume, step {ticks}, rate {rate}); resolves with its `control` data. */
+  control(action, fields = {}) {
+    return this.request({ type: "control", action, ...fields });
+  }
+
   _ping() {
     const sent = Date.now();
     this.request({ type: "ping", data: sent }).then((data) => {
