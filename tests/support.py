@@ -73,18 +73,6 @@ class Site:
         finally:
             log.close()
 
-    def configure(self, **changes: str) -> Site:
-        """Run with config.yaml's text changed (each "old=new" by key name: stale_after="2.0=0.5")."""
-        text = (ROOT / "config.yaml").read_text()
-        for key, change in changes.items():
-            old, new = change.split("=")
-            assert f"{key}: {old}" in text, key
-            text = text.replace(f"{key}: {old}", f"{key}: {new}")
-        path = self.tmp_path / "config.yaml"
-        path.write_text(text)
-        self.env["DAWN_CONFIG"] = str(path)
-        return self
-
     def control_journal(self) -> list[tuple]:
         """(action, outcome, tick_number) of each journalled control command, oldest first (SQLite sites)."""
         with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=5) as conn:

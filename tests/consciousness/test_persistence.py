@@ -57,7 +57,7 @@ async def test_a_locked_database_keeps_the_ticks_within_the_bound_and_writes_the
 async def test_past_the_bound_the_oldest_ticks_go_with_the_range_logged_once_and_counted(write_locked, caplog):
     ticking = Ticking(max_backlog=20)
     client = APIClient()
-    metrics.ENGINE.attach(loop=SimpleNamespace(ticks_done=0, slots_skipped=0, engine=ticking.engine), history=ticking.writer)
+    metrics.ENGINE.attach(loop=SimpleNamespace(ticks_done=0, slots_skipped=0, paused=False, engine=ticking.engine), history=ticking.writer)
     health.RUNTIME.attach(status=lambda: {"persistence": ticking.writer.status()})
     try:
         with caplog.at_level(logging.INFO, logger="consciousness.persistence"):

@@ -12,7 +12,7 @@ def state_tick(base: str) -> int:
 
 
 def test_a_run_paused_stepped_rerated_and_resumed_persists_the_series_of_one_never_paused(tmp_path, reference):
-    site = Site(tmp_path).configure(stale_after="2.0=0.5").migrate()
+    site = Site(tmp_path).configure(stream={"stale_after": 0.5}).migrate()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     process = site.spawn(

@@ -18,7 +18,7 @@ HEADLESS = ("runtick", "--no-serve", "--no-processes", "--seed", "7", "--rate", 
 
 
 def test_control_through_a_worker_holds_and_steps_runtick_and_the_series_is_unchanged(scaled_site):
-    site = scaled_site("controlled").configure(stale_after="2.0=0.5")
+    site = scaled_site("controlled").configure(stream={"stale_after": 0.5})
     engine = site.spawn(*HEADLESS[:-4], "--rate", "100", "--until", "200")
     port = free_port()
     worker = site.spawn_server(
