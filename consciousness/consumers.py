@@ -17,7 +17,7 @@ from channels.layers import get_channel_layer
 
 from consciousness import access, control, frames, inbound, replay
 from consciousness.groups import ENGINE_GROUP, ENGINE_STIMULUS
-from consciousness.hub import Client, stream_hub
+from consciousness.hub import TRANSPORT_EXTENSION, Client, stream_hub
 from consciousness.inbound import ClientError
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,8 @@ class EngineStreamConsumer(AsyncWebsocketConsumer):
         msgpack = frames.SUBPROTOCOL_MSGPACK in self.scope.get("subprotocols", [])
         await self.accept(subprotocol=frames.SUBPROTOCOL_MSGPACK if msgpack else None)
         protocol = frames.PROTOCOL_MSGPACK if msgpack else frames.PROTOCOL_JSON
-        self.client = Client(self.base_send, self.hub, protocol=protocol)
+        transport = self.scope.get("extensions", {}).get(TRANSPORT_EXTENSION, {})
+        self.client = Client(self.base_send, self.hub, protocol=protocol, abort=transport.get("abort"))
         self.failures = 0
         self.stimulus_limit = access.StimulusLimit()
         self.control_limit = access.TokenBucket(*CONTROL_LIMIT)
@@ -79,6 +80,8 @@ class EngineStreamConsumer(AsyncWebsocketConsumer):
         self.client.reply(frames.Frame(message))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.client.closed:
+            return  # evicted, its socket closing: what it still sends is not served (its stimuli neither)
         try:
             message = inbound.decode(text_data, bytes_data)
         except ClientError as exc:

@@ -6,6 +6,10 @@ the frame once and hands the same ASGI message to each local client. A client wh
 writable keeps at most one pending frame (the newest), so it skips ticks instead of queueing them,
 and is closed when it stays behind. The hub also keeps the latest ticks in a ring, so a client that
 reconnects can resume from memory, and the database only serves what the ring no longer holds.
+
+An evicted client is gone for real within a bound: its close frame gets CLOSE_WRITE_S to be written and
+the peer CLOSE_HANDSHAKE_S more to answer it, then the TCP connection is aborted (RST), through the
+`abort` the server puts in the scope under TRANSPORT_EXTENSION (dawn_site.server's uvicorn protocol).
 """
 
 from __future__ import annotations
@@ -50,6 +54,10 @@ _FIRST_FREEZE_AT = 64
 RING_SIZE = 3000  # recent ticks each serving process keeps for resumes: five minutes at 10 Hz
 MAX_HELD = 1000  # stream frames held behind one resume before the client is given up on
 MAX_OUTBOX = 5000  # answers and resumed ticks waiting for one client (a resume is at most HISTORY_CAP + held)
+# the ASGI scope extension through which the server lets the hub abort a socket: {"abort": callable}
+TRANSPORT_EXTENSION = "dawn.transport"
+CLOSE_WRITE_S = 1.0  # an evicted client's close frame that cannot be written by then: the connection is aborted
+CLOSE_HANDSHAKE_S = 2.0  # a close frame written, the peer's time to answer it before the connection is aborted
 # bound once per protocol: a labelled child costs a dict lookup per frame otherwise
 _SENT = {p: FRAMES_SENT.labels(protocol=p) for p in (PROTOCOL_JSON, PROTOCOL_MSGPACK)}
 _DROPPED = {p: FRAMES_DROPPED.labels(protocol=p) for p in (PROTOCOL_JSON, PROTOCOL_MSGPACK)}
@@ -64,15 +72,21 @@ class Client:
     """
 
     __slots__ = (
-        "id", "send", "hub", "protocol", "topics", "every", "after", "busy", "pending", "behind",
+        "id", "send", "abort", "hub", "protocol", "topics", "every", "after", "busy", "pending", "behind",
         "closed", "delivered", "outbox", "held", "sent_count", "dropped_count", "__weakref__",
     )
 
     def __init__(
-        self, send: Callable[[dict], Awaitable[None]], hub: StreamHub, *, protocol: str = PROTOCOL_JSON
+        self,
+        send: Callable[[dict], Awaitable[None]],
+        hub: StreamHub,
+        *,
+        protocol: str = PROTOCOL_JSON,
+        abort: Callable[[], None] | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.send = send
+        self.abort = abort  # resets the TCP connection (None where the server offers no such thing)
         self.hub = hub
         self.protocol = protocol
         self.sent_count, self.dropped_count = _SENT[protocol], _DROPPED[protocol]
@@ -336,7 +350,8 @@ class StreamHub:
                 del self._stimulus_origin[key]
 
     def evict(self, client: Client, *, reason: str, notify: bool = True, code: int = CLOSE_SLOW_CLIENT) -> None:
-        """Stop feeding a client; if it can still hear, tell it why with a close code."""
+        """Stop feeding a client and close its socket within a bound: with a close code if it can still
+        hear, else (or if it does not answer the close) by aborting the TCP connection."""
         if client.closed:
             return
         self.unregister(client)
@@ -344,7 +359,9 @@ class StreamHub:
         logger.info("closing stream client %s: %s", client.id, reason)
         if notify:
             close = {"type": "websocket.close", "code": code, "reason": reason}
-            asyncio.get_running_loop().create_task(_send_quietly(client.send, close))
+            asyncio.get_running_loop().create_task(_close_bounded(client, close))
+        elif client.abort is not None:
+            client.abort()
 
     def remember_stimulus(self, ref: str, client: Client) -> None:
         # no cap that could evict another client's entry: each client's share is bounded by its
@@ -366,12 +383,18 @@ class StreamHub:
                 client.reply(Frame(stimulus_applied_message(ref=item.get("ref"), tick_number=tick_number)))
 
 
-async def _send_quietly(send: Callable[[dict], Awaitable[None]], message: dict, timeout: float = 5.0) -> None:
+async def _close_bounded(client: Client, close: dict) -> None:
+    """Send the close frame; abort the connection if it is not written within CLOSE_WRITE_S, or if the
+    peer has not completed the closing handshake CLOSE_HANDSHAKE_S later (aborting a closed one is a no-op)."""
     try:
-        async with asyncio.timeout(timeout):
-            await send(message)
-    except Exception:
-        pass
+        async with asyncio.timeout(CLOSE_WRITE_S):
+            await client.send(close)
+    except Exception:  # not writable in time (a peer that does not read), or already gone
+        if client.abort is not None:
+            client.abort()
+        return
+    if client.abort is not None:
+        asyncio.get_running_loop().call_later(CLOSE_HANDSHAKE_S, client.abort)
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, StreamHub] = weakref.WeakKeyDictionary()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -20,33 +21,35 @@ def _line(tick: dict) -> str:
 
 async def tail(client: DawnClient, count: int | None, as_json: bool) -> None:
     seen = 0
-    async for tick in client.ticks():
-        print(json.dumps(tick) if as_json else _line(tick), flush=True)
-        seen += 1
-        if count is not None and seen >= count:
-            return
+    async with contextlib.aclosing(client.ticks()) as ticks:
+        async for tick in ticks:
+            print(json.dumps(tick) if as_json else _line(tick), flush=True)
+            seen += 1
+            if count is not None and seen >= count:
+                return
 
 
 async def record(client: DawnClient, out: str, count: int | None) -> None:
     seen, started, last_shown = 0, time.monotonic(), 0.0
     with open(out, "a", encoding="utf-8") as file:
-        async for tick in client.ticks():
-            file.write(json.dumps(tick, separators=(",", ":")) + "\n")
-            seen += 1
-            now = time.monotonic()
-            if now - last_shown >= 0.5 or (count is not None and seen >= count):
-                file.flush()
-                last_shown = now
-                latency = client.stats.latency_s
-                sys.stderr.write(
-                    f"\r{seen} ticks to {out} | tick {tick['tick_number']}"
-                    f" | {seen / max(now - started, 1e-9):.1f}/s"
-                    f" | latency {latency * 1000 if latency is not None else float('nan'):.0f} ms"
-                    f" | reconnects {client.stats.reconnects} "
-                )
-                sys.stderr.flush()
-            if count is not None and seen >= count:
-                break
+        async with contextlib.aclosing(client.ticks()) as ticks:
+            async for tick in ticks:
+                file.write(json.dumps(tick, separators=(",", ":")) + "\n")
+                seen += 1
+                now = time.monotonic()
+                if now - last_shown >= 0.5 or (count is not None and seen >= count):
+                    file.flush()
+                    last_shown = now
+                    latency = client.stats.latency_s
+                    sys.stderr.write(
+                        f"\r{seen} ticks to {out} | tick {tick['tick_number']}"
+                        f" | {seen / max(now - started, 1e-9):.1f}/s"
+                        f" | latency {latency * 1000 if latency is not None else float('nan'):.0f} ms"
+                        f" | reconnects {client.stats.reconnects} "
+                    )
+                    sys.stderr.flush()
+                if count is not None and seen >= count:
+                    break
     sys.stderr.write("\n")
 
 

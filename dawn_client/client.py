@@ -6,6 +6,7 @@ Standalone: it needs only `websockets` and `msgpack`, never the server's code, a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -154,7 +155,13 @@ class DawnClient:
         return True
 
     async def ticks(self) -> AsyncIterator[dict]:
-        """Each tick once, oldest first, resumed after every reconnect (`async for tick in client.ticks()`)."""
-        async for message in self.messages():
-            if message["type"] == "tick":
-                yield message["data"]
+        """Each tick once, oldest first, resumed after every reconnect (`async for tick in client.ticks()`).
+
+        A caller that stops early should close it (`async with contextlib.aclosing(client.ticks()) as ticks`),
+        so that the socket is closed in its own task rather than by the loop's shutdown."""
+        # closed here, not left to the loop's shutdown: that closes every suspended generator at once,
+        # websockets' own among them while this one's socket is still closing (RuntimeError: aclose() ...)
+        async with contextlib.aclosing(self.messages()) as messages:
+            async for message in messages:
+                if message["type"] == "tick":
+                    yield message["data"]

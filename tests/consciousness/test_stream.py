@@ -8,7 +8,8 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from consciousness.groups import ENGINE_GROUP, STREAM_GROUP, STREAM_TICK
-from consciousness.frames import CLOSE_SLOW_CLIENT, Frame, tick_message
+from consciousness import hub as hub_module
+from consciousness.frames import CLOSE_PROTOCOL_ABUSE, CLOSE_SLOW_CLIENT, Frame, tick_message
 from consciousness.hub import Client, StreamHub, stream_hub
 from dawn_site.asgi import application
 from tests.conftest import local_browser
@@ -147,7 +148,7 @@ async def test_stimulus_goes_to_the_engine_and_is_acknowledged_by_the_tick_that_
 
 
 class StuckSocket:
-    """An ASGI send whose socket stops being writable after `writable` frames."""
+    """An ASGI send whose socket stops being writable after `writable` frames (a close frame waits too)."""
 
     def __init__(self, writable: int) -> None:
         self.writable = writable
@@ -155,7 +156,7 @@ class StuckSocket:
         self.gate = asyncio.get_running_loop().create_future()
 
     async def __call__(self, message: dict) -> None:
-        if len(self.frames) >= self.writable and message["type"] == "websocket.send":
+        if len(self.frames) >= self.writable:
             await self.gate
         self.frames.append(message)
 
@@ -211,6 +212,71 @@ async def test_a_send_that_fails_drops_the_client():
     hub.register(client)
     hub.broadcast(tick_frame(1))
     assert hub.clients == {}
+
+
+class Aborts:
+    """The transport's abort as the hub sees it (dawn_site.server's protocol puts the real one in the scope)."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    def __call__(self) -> None:
+        self.calls.append(asyncio.get_running_loop().time())
+
+
+async def test_an_evicted_client_whose_close_cannot_be_written_is_aborted(monkeypatch):
+    monkeypatch.setattr(hub_module, "CLOSE_WRITE_S", 0.05)
+    hub, send, abort = StreamHub(slow_after=5), StuckSocket(writable=1), Aborts()
+    client = Client(send, hub, abort=abort)
+    hub.register(client)
+    for n in range(1, 20):
+        hub.broadcast(tick_frame(n))
+    assert client.closed and abort.calls == []
+    await asyncio.sleep(0.2)
+    # the socket never became writable: the close frame was given up on and the connection reset
+    assert len(abort.calls) == 1
+    assert not [f for f in send.frames if f["type"] == "websocket.close"]
+
+
+async def test_an_evicted_client_that_does_not_answer_the_close_is_aborted_soon_after(monkeypatch):
+    monkeypatch.setattr(hub_module, "CLOSE_HANDSHAKE_S", 0.05)
+    hub, send, abort = StreamHub(), StuckSocket(writable=10**9), Aborts()
+    client = Client(send, hub, abort=abort)
+    hub.register(client)
+    hub.evict(client, reason="stimulus flood", code=CLOSE_PROTOCOL_ABUSE)
+    await asyncio.sleep(0.01)
+    assert [f["code"] for f in send.frames if f["type"] == "websocket.close"] == [CLOSE_PROTOCOL_ABUSE]
+    assert abort.calls == []  # its turn to answer the close
+    await asyncio.sleep(0.2)
+    assert len(abort.calls) == 1
+
+
+async def test_a_client_whose_send_fails_is_aborted_at_once():
+    hub, abort = StreamHub(), Aborts()
+
+    async def gone(message):
+        raise RuntimeError("Unexpected ASGI message 'websocket.send', after sending 'websocket.close'.")
+
+    hub.register(Client(gone, hub, abort=abort))
+    hub.broadcast(tick_frame(1))
+    assert hub.clients == {} and len(abort.calls) == 1
+
+
+async def test_an_evicted_client_is_not_served_any_more(clean_layer):
+    engine_channel = await clean_layer.new_channel()
+    await clean_layer.group_add(ENGINE_GROUP, engine_channel)
+    communicator = await connect()
+    (client,) = stream_hub().clients.values()
+    stream_hub().evict(client, reason="slow client")
+    closed = await communicator.receive_output()
+    assert closed == {"type": "websocket.close", "code": CLOSE_SLOW_CLIENT, "reason": "slow client"}
+    # its socket is on its way out: what it still sends is dropped, stimuli included
+    await communicator.send_json_to({"type": "ping", "data": 1})
+    await communicator.send_json_to({"type": "stimulus", "kind": "excite", "intensity": 0.5})
+    assert await communicator.receive_nothing(timeout=0.2)
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(clean_layer.receive(engine_channel), 0.2)
+    await communicator.disconnect()
 
 
 async def test_each_tick_is_encoded_once_for_all_clients(monkeypatch):
