@@ -213,4 +213,8 @@ class EngineStreamConsumer(AsyncWebsocketConsumer):
 async def _group_send(layer: Any, group: str, message: dict) -> None:
     # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
     async with asyncio.timeout(STIMULUS_SEND_TIMEOUT_S):
-        await layer.group_send(group, message)
+        try:
+            await layer.group_send(group, message)
+        except Exception:
+            # a pooled connection that Redis dropped when it restarted fails once: try again on a fresh one
+            await layer.group_send(group, message)

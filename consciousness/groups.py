@@ -72,8 +72,8 @@ class GroupMember:
 
     def status(self) -> dict:
         """Whether the member is in its group and receiving, and the layer's last error."""
-        failing = self.receive_failures or not self.joined
-        return {"joined": self.joined, "receive_failures": self.receive_failures, "error": self.last_error if failing else None}
+        error = self.last_error if self.receive_failures or not self.joined else None
+        return {"joined": self.joined, "receive_failures": self.receive_failures, "error": error}
 
     async def join(self, layer: Any) -> None:
         """Join and start receiving; a layer that is down now is joined as soon as it answers."""
@@ -110,7 +110,9 @@ class GroupMember:
                 await self._layer.group_add(self.group, self.channel)
         except Exception as exc:
             if self.joined or self.last_error is None:
-                logger.warning("%s cannot join %s (retrying every %g s): %r", self.name, self.group, REJOIN_RETRY_S, exc)
+                logger.warning(
+                    "%s cannot join %s (retrying every %g s): %r", self.name, self.group, REJOIN_RETRY_S, exc
+                )
             self.joined = False
             self.last_error = repr(exc)
             self._lapsed.set()
@@ -277,7 +279,8 @@ class StreamPublisher:
     def start(self) -> None:
         """Publish the status report now and every STATUS_INTERVAL_S, whether ticks flow or not."""
         if self.status is not None and self._status_task is None:
-            self._status_task = asyncio.get_running_loop().create_task(self._publish_status(), name="publish:status")
+            loop = asyncio.get_running_loop()
+            self._status_task = loop.create_task(self._publish_status(), name="publish:status")
 
     async def _publish_status(self) -> None:
         while True:

@@ -65,7 +65,8 @@ def database_fault(exc: BaseException) -> str | None:
 
 
 def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}".rstrip(": ")
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 class RuntimeStatus:
@@ -100,7 +101,8 @@ def database_write_check() -> dict:
                 if vendor == "postgresql":
                     with connection.cursor() as cursor:
                         ms = int(PROBE_TIMEOUT_S * 1000)
-                        cursor.execute(f"SET LOCAL lock_timeout = {ms}; SET LOCAL statement_timeout = {ms * 4}")
+                        cursor.execute(f"SET LOCAL lock_timeout = {ms}")
+                        cursor.execute(f"SET LOCAL statement_timeout = {ms * 4}")
                 # an UPDATE that matches no row still needs the write lock and a writable database
                 EngineSnapshot.objects.filter(pk=-1).update(tick_number=F("tick_number"))
                 transaction.set_rollback(True)
@@ -169,7 +171,9 @@ def _engine_status(hub: StreamHub | None, now: float) -> tuple[dict | None, floa
     return None, 0.0, "none"
 
 
-def persistence_section(report: dict | None, report_age: float, source: str, persisted: dict | None, now: float) -> dict:
+def persistence_section(
+    report: dict | None, report_age: float, source: str, persisted: dict | None, now: float
+) -> dict:
     """Ticks are being persisted unless a flush failed last, or a tick has waited past a flush interval plus
     stale_after; with no report from the engine, only the newest persisted tick can say it is fine."""
     config = settings.DAWN_CONFIG
@@ -194,7 +198,8 @@ def persistence_section(report: dict | None, report_age: float, source: str, per
     else:
         source = "database" if persisted else "none"
         fresh = persisted is not None and section["newest_persisted_age_s"] <= limit
-        status = "ok" if fresh else "unknown"  # old ticks alone cannot tell a stopped engine from a failing write
+        # old ticks alone cannot tell a stopped engine from a failing write
+        status = "ok" if fresh else "unknown"
     section["status"] = status
     section["source"] = source
     return section

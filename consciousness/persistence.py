@@ -90,11 +90,13 @@ class HistoryWriter:
         """The writer's figures for /health/ (ages in seconds, as of now)."""
         inflight, buffer = self._inflight_batch, self.buffer
         oldest = inflight[0] if inflight else buffer[0] if buffer else None
+        success = self._last_success
+        waited = round(max(0.0, time.time() - oldest["timestamp"]), 3) if oldest else None
         return {
             "backlog_ticks": len(inflight) + len(buffer),
             "oldest_unpersisted_tick": oldest["tick_number"] if oldest else None,
-            "oldest_unpersisted_age_s": round(max(0.0, time.time() - oldest["timestamp"]), 3) if oldest else None,
-            "last_flush_age_s": round(self.clock() - self._last_success, 3) if self._last_success is not None else None,
+            "oldest_unpersisted_age_s": waited,
+            "last_flush_age_s": round(self.clock() - success, 3) if success is not None else None,
             "failures": self.failures,
             "consecutive_failures": self.consecutive_failures,
             "dropped_ticks": self.dropped_ticks,
@@ -112,8 +114,8 @@ class HistoryWriter:
         first, last = dropped[0]["tick_number"], dropped[-1]["tick_number"]
         if self._dropping is None:
             logger.error(
-                "more than persistence.max_backlog (%d) ticks wait to be persisted: dropping the oldest, from tick "
-                "%d, until the database takes writes again", self.max_backlog, first,
+                "more than persistence.max_backlog (%d) ticks wait to be persisted: dropping the oldest, "
+                "from tick %d, until the database takes writes again", self.max_backlog, first,
             )
             self._dropping = (first, last)
         else:
@@ -123,9 +125,9 @@ class HistoryWriter:
     def _dropped_report(self) -> None:
         if self._dropping is not None:
             first, last = self._dropping
-            logger.error(
-                "ticks %d..%d (%d) were dropped unpersisted: the history has a gap there", first, last, last - first + 1
-            )
+            count = last - first + 1
+            message = "ticks %d..%d (%d) were dropped unpersisted: the history has a gap there"
+            logger.error(message, first, last, count)
             self._dropping = None
 
     def flush_soon(self) -> None:
@@ -206,7 +208,7 @@ class HistoryWriter:
             await asyncio.sleep(0)  # _written runs as the future's callback, on a later turn
 
     async def close(self) -> None:
-        """Wait for the write under way, write what is left (once: the loop has stopped), release the thread."""
+        """Wait for the write under way, write what is left (once: the loop has stopped), free the thread."""
         await self._settle()
         if self.buffer:
             self._start_flush()

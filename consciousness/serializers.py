@@ -62,7 +62,7 @@ class DatabaseHealthSerializer(serializers.Serializer):
     fault = serializers.CharField(
         allow_null=True, help_text='"locked", "timeout", "disk full", "read-only", "unreachable", or null.'
     )
-    error = serializers.CharField(allow_null=True, help_text="The write probe's error, as the database gave it.")
+    error = serializers.CharField(allow_null=True, help_text="The write probe's error, in the database's words.")
 
 
 class PersistenceHealthSerializer(serializers.Serializer):
@@ -79,7 +79,7 @@ class PersistenceHealthSerializer(serializers.Serializer):
     backlog_ticks = serializers.IntegerField(allow_null=True, help_text="Ticks not persisted yet.")
     oldest_unpersisted_tick = serializers.IntegerField(allow_null=True)
     oldest_unpersisted_age_s = serializers.FloatField(allow_null=True)
-    last_flush_age_s = serializers.FloatField(allow_null=True, help_text="Seconds since the last successful flush.")
+    last_flush_age_s = serializers.FloatField(allow_null=True, help_text="Seconds since the last good flush.")
     failures = serializers.IntegerField(allow_null=True, help_text="Failed flushes since runtick started.")
     consecutive_failures = serializers.IntegerField(allow_null=True)
     dropped_ticks = serializers.IntegerField(allow_null=True, help_text="Ticks dropped past max_backlog.")
@@ -92,8 +92,9 @@ class PersistenceHealthSerializer(serializers.Serializer):
 class ChannelLayerHealthSerializer(serializers.Serializer):
     status = serializers.ChoiceField(
         choices=["ok", "unreachable", "not joined", "no ticks", "unused"],
-        help_text='"unreachable": receiving fails; "not joined": the stream group membership lapsed; "no ticks": '
-        'the engine ticks (as the history shows) but none reach this process; "unused": it serves no stream.',
+        help_text='"unreachable": receiving fails; "not joined": the stream group membership lapsed; '
+        '"no ticks": the engine ticks (as the history shows) but none reach this process; "unused": it serves '
+        "no stream.",
     )
     joined = serializers.BooleanField(allow_null=True)
     receive_failures = serializers.IntegerField(allow_null=True)

@@ -79,7 +79,8 @@ def api_exception_handler(exc, context):
 
 class JsonErrorMiddleware(MiddlewareMixin):
     """On JSON paths: a 413 for an oversized body before anything reads it, and every error page as JSON.
-    On every path: a database (or Redis) that cannot take the operation now is a 503 with Retry-After, DEBUG or not."""
+    On every path: a database (or Redis) that cannot take the operation now is a 503 with Retry-After,
+    DEBUG or not."""
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         what = _unavailable(exception)

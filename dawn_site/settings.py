@@ -133,7 +133,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
-        f"-c lock_timeout={DATABASE_LOCK_TIMEOUT_S * 1000} -c statement_timeout={DATABASE_STATEMENT_TIMEOUT_S * 1000}"
+        f"-c lock_timeout={DATABASE_LOCK_TIMEOUT_S * 1000} "
+        f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_S * 1000}"
     )
 
 REDIS_URL = os.environ.get("REDIS_URL") or ""

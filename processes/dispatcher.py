@@ -227,7 +227,7 @@ class ProcessDispatcher:
                 DATABASE_ERRORS.labels(component="dispatcher").inc()
                 fault = database_fault(exc)
                 if fault is not None:  # an outage, not a bug: one line per poll, no traceback
-                    logger.warning("process dispatcher could not claim runs: the database is %s (%s)", fault, exc)
+                    logger.warning("process dispatcher could not claim runs: database %s (%r)", fault, exc)
                 else:
                     logger.exception("process dispatcher could not claim runs")
 

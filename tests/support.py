@@ -33,7 +33,12 @@ class Site:
     """A DAWN installation of its own: a database and a log folder under a temporary directory."""
 
     def __init__(
-        self, tmp_path: Path, *, database_url: str | None = None, redis_url: str | None = None, db_path: Path | None = None
+        self,
+        tmp_path: Path,
+        *,
+        database_url: str | None = None,
+        redis_url: str | None = None,
+        db_path: Path | None = None,
     ) -> None:
         tmp_path.mkdir(parents=True, exist_ok=True)
         self.tmp_path = tmp_path

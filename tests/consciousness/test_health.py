@@ -39,10 +39,13 @@ def test_health_names_the_database_when_it_cannot_take_writes(write_locked):
 
 @pytest.mark.parametrize("debug", [False, True])
 @pytest.mark.parametrize("write", ["start", "cancel"])
-def test_rest_writes_on_a_locked_database_answer_503_with_retry_after(open_writes, write_locked, settings, debug, write):
+def test_rest_writes_on_a_locked_database_answer_503_with_retry_after(
+    open_writes, write_locked, settings, debug, write
+):
     settings.DEBUG = debug
     run = ProcessRun.objects.create(script="chaos_engine", process_id="chaos_engine_000001", status="queued")
-    path, body = {"start": ("/api/runs/", {"script": "chaos_engine"}), "cancel": (f"/api/runs/{run.pk}/cancel/", {})}[write]
+    writes = {"start": ("/api/runs/", {"script": "chaos_engine"}), "cancel": (f"/api/runs/{run.pk}/cancel/", {})}
+    path, body = writes[write]
     api = APIClient(raise_request_exception=False)
     with write_locked(*RUN_TABLES, timeout=LOCK_TIMEOUT_S):
         started = time.monotonic()

@@ -57,7 +57,8 @@ async def test_a_locked_database_keeps_the_ticks_within_the_bound_and_writes_the
 async def test_past_the_bound_the_oldest_ticks_go_with_the_range_logged_once_and_counted(write_locked, caplog):
     ticking = Ticking(max_backlog=20)
     client = APIClient()
-    metrics.ENGINE.attach(loop=SimpleNamespace(ticks_done=0, slots_skipped=0, paused=False, engine=ticking.engine), history=ticking.writer)
+    loop = SimpleNamespace(ticks_done=0, slots_skipped=0, paused=False, engine=ticking.engine)  # only the writer is looked at
+    metrics.ENGINE.attach(loop=loop, history=ticking.writer)
     health.RUNTIME.attach(status=lambda: {"persistence": ticking.writer.status()})
     try:
         with caplog.at_level(logging.INFO, logger="consciousness.persistence"):
@@ -77,7 +78,8 @@ async def test_past_the_bound_the_oldest_ticks_go_with_the_range_logged_once_and
                 assert body["persistence"]["status"] == "failing" and body["persistence"]["source"] == "engine"
                 assert body["persistence"]["backlog_ticks"] == 20 and body["persistence"]["dropped_ticks"] == 40
                 assert body["database"]["fault"] == "locked"
-            await ticking.ticks(1)  # one more over the bound (the failures are not over yet), then a write that works
+            # one more over the bound (the failures are not over yet), then a write that works
+            await ticking.ticks(1)
             await ticking.flushed()
         # the 41 oldest are gone for good, everything after them persisted with a snapshot of the last
         assert await sync(persisted)() == list(range(42, 62))

@@ -70,6 +70,8 @@ def test_a_second_signal_exits_at_once_when_the_first_shutdown_is_stuck(tmp_path
     blocker = sqlite3.connect(site.db_path, timeout=10, isolation_level=None)
     try:
         blocker.execute("BEGIN EXCLUSIVE")
+        # a few ticks in, so that there is something to save (the lock may have come right after a flush began)
+        time.sleep(0.2)
         process.send_signal(signal.SIGTERM)
         time.sleep(1.0)
         assert process.poll() is None  # still trying to save
