@@ -217,13 +217,19 @@ def recorder(time: FakeTime, loop_box: list, pause_at: int | None = None):
     return sink, seen
 
 
-def test_a_pause_holds_the_loop_however_long_and_a_resume_does_not_burst():
+def pausing_loop(*, pause_at: int, **limits):
+    """A 10 Hz loop on a fake clock that pauses itself after tick `pause_at`: (time, loop, seen, outcomes)."""
     time = FakeTime()
     box: list = []
-    sink, seen = recorder(time, box, pause_at=5)
-    outcomes = []
-    loop = make_loop(time, rate=10, sinks=[sink], max_ticks=10, on_command=outcomes.append)
+    sink, seen = recorder(time, box, pause_at=pause_at)
+    outcomes: list = []
+    loop = make_loop(time, rate=10, sinks=[sink], on_command=outcomes.append, **limits)
     box.append(loop)
+    return time, loop, seen, outcomes
+
+
+def test_a_pause_holds_the_loop_however_long_and_a_resume_does_not_burst():
+    time, loop, seen, outcomes = pausing_loop(pause_at=5, max_ticks=10)
 
     async def scenario():
         task = asyncio.create_task(loop.run())
@@ -245,12 +251,7 @@ def test_a_pause_holds_the_loop_however_long_and_a_resume_does_not_burst():
 
 
 def test_a_step_runs_exactly_its_ticks_at_the_rate_and_holds_again_and_is_refused_while_running():
-    time = FakeTime()
-    box: list = []
-    sink, seen = recorder(time, box, pause_at=3)
-    outcomes = []
-    loop = make_loop(time, rate=10, sinks=[sink], until=9, on_command=outcomes.append)
-    box.append(loop)
+    time, loop, seen, outcomes = pausing_loop(pause_at=3, until=9)
 
     async def scenario():
         task = asyncio.create_task(loop.run())
