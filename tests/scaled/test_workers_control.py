@@ -41,8 +41,8 @@ def test_control_through_a_worker_holds_and_steps_runtick_and_the_series_is_unch
             assert status == 200 and health["engine"]["status"] == "paused", health
 
             ws.send(json.dumps({"type": "control", "action": "step", "ticks": 4, "ref": "s"}))
-            # The ack comes back on the worker's own channel, the stepped ticks on the group: Redis does not
-            # order the two, so the ticks may reach the socket before the ack does.
+            # runtick publishes the ack and the stepped ticks through two senders: Redis does not order one
+            # against the other, so the ticks may reach the socket before the ack does
             acks, stepped = [], []
             while not acks or len(stepped) < 4:
                 message = until(ws, lambda m: m["type"] in ("control_applied", "tick"))
