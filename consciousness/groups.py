@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
+from pathlib import PurePath
 from typing import Any
 
 from consciousness.engine import StepResult
@@ -46,6 +47,40 @@ ENGINE_PROCESSES = "engine.processes"  # a run was queued: claim it now rather t
 ENGINE_PROCESS_CANCEL = "engine.process_cancel"  # {"run": id}: stop a running run
 
 
+def quiet_layer_task_failures(loop: asyncio.AbstractEventLoop) -> None:
+    """Log a channel-layer background task that failed with the layer unreachable in one line, not a traceback.
+
+    channels_redis cleans its receive backup in a task nobody awaits: when Redis goes away just then,
+    asyncio reports "Task exception was never retrieved" with a traceback, for an outage the members
+    already report and survive. Everything else goes to the handler that was there before. Idempotent.
+    """
+    previous = loop.get_exception_handler()
+    if getattr(previous, "quiets_layer_tasks", False):
+        return
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        task, exc = context.get("future") or context.get("task"), context.get("exception")  # "future": unretrieved
+        coro = task.get_coro() if isinstance(task, asyncio.Task) else None
+        code = getattr(coro, "cr_code", None)  # a finished coroutine keeps its code, not its frame
+        if code is not None and "channels_redis" in PurePath(code.co_filename).parts and _unreachable(exc):
+            LAYER_ERRORS.labels(operation="background").inc()
+            logger.warning(
+                "a channel-layer background task failed (%s): %s: %s", coro.__qualname__, type(exc).__name__, exc
+            )
+        elif previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    handle.quiets_layer_tasks = True
+    loop.set_exception_handler(handle)
+
+
+def _unreachable(exc: BaseException | None) -> bool:
+    """The layer's server could not be reached or went away (OSError, or any of redis-py's errors)."""
+    return isinstance(exc, OSError | TimeoutError) or type(exc).__module__.startswith("redis.")
+
+
 class GroupMember:
     """One channel of this process in a group, received from in a background task.
 
@@ -78,6 +113,7 @@ class GroupMember:
     async def join(self, layer: Any) -> None:
         """Join and start receiving; a layer that is down now is joined as soon as it answers."""
         self._layer = layer
+        quiet_layer_task_failures(asyncio.get_running_loop())
         # the default prefix: channels_redis serves all of a process's channels from one queue, so
         # channels under another prefix would wait for each other's blocking reads
         self.channel = await layer.new_channel()

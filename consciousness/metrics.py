@@ -45,12 +45,12 @@ DATABASE_ERRORS = Counter(
     "dawn_database_errors", "Failed database operations outside a request, by component.", ["component"]
 )
 LAYER_ERRORS = Counter(
-    "dawn_channel_layer_errors", "Failed channel-layer sends and receives, by operation.", ["operation"]
+    "dawn_channel_layer_errors", "Failed channel-layer sends, receives and background tasks, by operation.", ["operation"]
 )
 
 for _outcome in ("accepted", "rejected"):
     STIMULI.labels(outcome=_outcome)
-for _operation in ("send", "receive"):
+for _operation in ("send", "receive", "background"):
     LAYER_ERRORS.labels(operation=_operation)
 for _component in ("history", "dispatcher", "metrics", "control"):
     DATABASE_ERRORS.labels(component=_component)
