@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -40,16 +42,25 @@ def wait_http(url: str, timeout: float = 60) -> None:
 
 WORKERS = {
     # as deployed: uvicorn as runtick embeds it (websockets-sansio, no per-message deflate), Daphne as it comes
-    "uvicorn": ["-m", "uvicorn", "dawn_site.asgi:application", "--ws", "websockets-sansio", "--ws-per-message-deflate", "false",
+    "uvicorn": ["-m", "uvicorn", "dawn_site.asgi:application", "--ws", "dawn_site.server:DawnWebSocketProtocol",
+                "--ws-per-message-deflate", "false",
                 "--no-access-log", "--host", "127.0.0.1", "--port"],
     "daphne": ["-m", "daphne", "dawn_site.asgi:application", "-b", "127.0.0.1", "-p"],
 }
 
 
 def site_env(tmp: str, **extra: str) -> dict[str, str]:
-    """The environment of a DAWN whose SQLite database and logs live in `tmp` (embedded), migrated."""
+    """The environment of a DAWN whose SQLite database and logs live in `tmp` (embedded), migrated.
+
+    config.yaml as it is, except that one address may hold any number of sockets: every benchmark client
+    comes from 127.0.0.1, where real ones would come from as many addresses.
+    """
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["stream"]["max_connections_per_address"] = 1_000_000
+    (Path(tmp) / "config.yaml").write_text(yaml.safe_dump(config))
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update({"DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3", "DAWN_LOG_DIR": tmp, **extra})
+    env["DAWN_CONFIG"] = str(Path(tmp) / "config.yaml")
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     return env
 

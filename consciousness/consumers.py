@@ -39,7 +39,15 @@ class EngineStreamConsumer(AsyncWebsocketConsumer):
         await self.accept(subprotocol=frames.SUBPROTOCOL_MSGPACK if msgpack else None)
         protocol = frames.PROTOCOL_MSGPACK if msgpack else frames.PROTOCOL_JSON
         transport = self.scope.get("extensions", {}).get(TRANSPORT_EXTENSION, {})
-        self.client = Client(self.base_send, self.hub, protocol=protocol, abort=transport.get("abort"))
+        address = (self.scope.get("client") or (None,))[0]
+        self.client = Client(
+            self.base_send, self.hub, protocol=protocol, abort=transport.get("abort"), address=address
+        )
+        if not self.hub.admits(address):  # checked here and registered below with no await between: no race
+            self.client.closed = True  # what it sends meanwhile is not served
+            reason = f"more than {self.hub.max_per_address} connections from {address}"
+            await self.close(code=frames.CLOSE_TRY_AGAIN_LATER, reason=reason)
+            return
         self.failures = 0
         self.stimulus_limit = access.StimulusLimit()
         self.control_limit = access.TokenBucket(*CONTROL_LIMIT)

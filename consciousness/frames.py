@@ -20,6 +20,7 @@ SUBPROTOCOL_MSGPACK = "dawn.msgpack"  # the WebSocket subprotocol a client offer
 
 # close codes: what a client should do for each is in the README's table
 CLOSE_SERVER_RESTART = 1012  # the server is restarting: reconnect after a short wait, and resume
+CLOSE_TRY_AGAIN_LATER = 1013  # too many connections from the client's address: reconnect with backoff
 CLOSE_SLOW_CLIENT = 4001  # the client fell behind the stream: reconnect and resume (or throttle)
 CLOSE_UNAUTHORISED = 4003  # the handshake lacks the authority asked for: do not retry as is
 CLOSE_PROTOCOL_ABUSE = 4008  # requests sent without reading their answers: reconnect only after a long wait

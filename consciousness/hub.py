@@ -20,7 +20,7 @@ import logging
 import time
 import uuid
 import weakref
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -73,7 +73,7 @@ class Client:
 
     __slots__ = (
         "id", "send", "abort", "hub", "protocol", "topics", "every", "after", "busy", "pending", "behind",
-        "closed", "delivered", "outbox", "held", "sent_count", "dropped_count", "__weakref__",
+        "closed", "delivered", "outbox", "held", "sent_count", "dropped_count", "address", "__weakref__",
     )
 
     def __init__(
@@ -83,8 +83,10 @@ class Client:
         *,
         protocol: str = PROTOCOL_JSON,
         abort: Callable[[], None] | None = None,
+        address: str | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex
+        self.address = address  # the peer's address, as the server saw it (None: unknown)
         self.send = send
         self.abort = abort  # resets the TCP connection (None where the server offers no such thing)
         self.hub = hub
@@ -201,9 +203,14 @@ class Client:
 class StreamHub:
     """The one channel-layer member of a serving process, its local clients, and a ring of recent ticks."""
 
-    def __init__(self, *, slow_after: int = 50, ring_size: int = RING_SIZE, tick_rate: float = 10.0) -> None:
+    def __init__(
+        self, *, slow_after: int = 50, ring_size: int = RING_SIZE, tick_rate: float = 10.0,
+        max_per_address: int | None = None,
+    ) -> None:
         self.slow_after = slow_after
+        self.max_per_address = max_per_address  # sockets one address may hold here (None: no cap)
         self.clients: dict[str, Client] = {}
+        self.per_address: Counter[str] = Counter()
         self.latest_tick: dict | None = None
         self.latest_epoch: str | None = None
         self.latest_received_at: float | None = None
@@ -336,8 +343,14 @@ class StreamHub:
         found.reverse()
         return found
 
+    def admits(self, address: str | None) -> bool:
+        """Whether one more socket from `address` stays within the cap (an unknown address always does)."""
+        return address is None or self.max_per_address is None or self.per_address[address] < self.max_per_address
+
     def register(self, client: Client) -> None:
         self.clients[client.id] = client
+        if client.address is not None:
+            self.per_address[client.address] += 1
         if len(self.clients) >= self._next_freeze:
             gc.freeze()
             self._next_freeze *= 2
@@ -345,6 +358,10 @@ class StreamHub:
     def unregister(self, client: Client) -> None:
         client.closed = True
         if self.clients.pop(client.id, None) is not None:
+            if client.address is not None:
+                self.per_address[client.address] -= 1
+                if not self.per_address[client.address]:
+                    del self.per_address[client.address]
             # the stimuli it still waits on will find no one: forget them (bounded by its stimulus limit)
             for key in [k for k, owner in self._stimulus_origin.items() if owner == client.id]:
                 del self._stimulus_origin[key]
@@ -406,8 +423,10 @@ def stream_hub() -> StreamHub:
     hub = _hubs.get(loop)
     if hub is None:
         config = settings.DAWN_CONFIG
+        stream = config["stream"]
         hub = _hubs[loop] = StreamHub(
-            slow_after=config["stream"]["slow_client_ticks"], tick_rate=float(config["consciousness"]["tick_rate"])
+            slow_after=stream["slow_client_ticks"], tick_rate=float(config["consciousness"]["tick_rate"]),
+            max_per_address=stream["max_connections_per_address"],
         )
     return hub
 

@@ -99,6 +99,7 @@ class PersistenceConfig(_Strict):
 class StreamConfig(_Strict):
     slow_client_ticks: int = Field(50, ge=1, le=100_000)
     stale_after: Number = Field(2.0, gt=0, le=3600)
+    max_connections_per_address: int = Field(256, ge=1, le=1_000_000)  # in each serving process
 
 
 class DawnConfig(_Strict):

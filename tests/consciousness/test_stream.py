@@ -9,7 +9,13 @@ from channels.testing import WebsocketCommunicator
 
 from consciousness.groups import ENGINE_GROUP, STREAM_GROUP, STREAM_TICK
 from consciousness import hub as hub_module
-from consciousness.frames import CLOSE_PROTOCOL_ABUSE, CLOSE_SLOW_CLIENT, Frame, tick_message
+from consciousness.frames import (
+    CLOSE_PROTOCOL_ABUSE,
+    CLOSE_SLOW_CLIENT,
+    CLOSE_TRY_AGAIN_LATER,
+    Frame,
+    tick_message,
+)
 from consciousness.hub import Client, StreamHub, stream_hub
 from dawn_site.asgi import application
 from tests.conftest import local_browser
@@ -315,3 +321,31 @@ async def test_group_members_rejoin_before_the_layer_forgets_them_even_when_idle
     finally:
         await member.leave()
     assert not member.running
+
+
+async def test_connections_from_one_address_are_capped_and_the_one_over_is_told_to_come_back_later():
+    hub = stream_hub()
+    hub.max_per_address = 2
+    first, second = await connect(), await connect()
+    over = local_browser(WebsocketCommunicator(application, "/ws"))
+    connected, _ = await over.connect()
+    assert connected  # accepted, then closed with a code the clients back off on
+    closed = await over.receive_output()
+    assert closed["type"] == "websocket.close" and closed["code"] == CLOSE_TRY_AGAIN_LATER, closed
+    assert "more than 2 connections from 127.0.0.1" in closed["reason"]
+    assert len(hub.clients) == 2 and hub.per_address["127.0.0.1"] == 2
+
+    elsewhere = local_browser(WebsocketCommunicator(application, "/ws"))
+    elsewhere.scope["client"] = ("127.0.0.2", 50000)  # another address has a cap of its own
+    assert (await elsewhere.connect())[0]
+    assert (await elsewhere.receive_json_from())["type"] == "connection"
+
+    await first.disconnect()
+    for _ in range(100):
+        if hub.per_address["127.0.0.1"] == 1:
+            break
+        await asyncio.sleep(0.01)
+    again = await connect()  # the freed place is taken again
+    assert hub.per_address == {"127.0.0.1": 2, "127.0.0.2": 1}
+    for communicator in (second, elsewhere, again):
+        await communicator.disconnect()
