@@ -9,6 +9,8 @@ engine reports about its history writer: read directly where the engine runs in 
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,8 +23,13 @@ from consciousness import selectors
 from consciousness.hub import StreamHub, stream_hub_latest
 from consciousness.models import EngineSnapshot
 
+logger = logging.getLogger(__name__)
+
 # the write probe gives up after this long: a probe must answer fast, even while a writer holds the lock
 PROBE_TIMEOUT_S = 0.5
+# at most one write probe this often per process, however often /health/ is polled: a flood of polls must
+# not contend with the history writer for the write lock
+PROBE_EVERY_S = 1.0
 
 ENGINE = "engine"
 DATABASE = "database"
@@ -113,6 +120,50 @@ def database_write_check() -> dict:
     except Exception as exc:  # reported, never raised: a probe that fails with a 500 tells nothing
         return {"status": "error", "fault": database_fault(exc), "error": _error_text(exc)}
     return {"status": "ok", "fault": None, "error": None}
+
+
+class _Probe:
+    """The last write probe's result, shared by the threads that serve /health/ until it is PROBE_EVERY_S old."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.at: float | None = None
+        self.result: dict = {}
+
+    def section(self) -> dict:
+        with self.lock:  # a poll that comes while a probe runs waits for its result
+            if self.at is None or time.monotonic() - self.at >= PROBE_EVERY_S:
+                self.result, self.at = database_write_check(), time.monotonic()
+            return self.result
+
+
+_PROBE = _Probe()
+
+
+class _FailingWatch:
+    """Logs each change of the failing components once (the 503 polls themselves go unlogged)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.failing: list[str] = []
+
+    def note(self, failing: list[str], sections: dict) -> None:
+        with self.lock:
+            if failing == self.failing:
+                return
+            self.failing = failing
+        if failing:
+            details = "; ".join(f"{name}: {_summary(sections[name])}" for name in failing)
+            logger.warning("health: failing %s (%s)", ", ".join(failing), details)
+        else:
+            logger.info("health: ok again")
+
+
+def _summary(section: dict) -> str:
+    return ", ".join(str(section[key]) for key in ("status", "fault", "error") if section.get(key))
+
+
+_WATCH = _FailingWatch()
 
 
 def _newest_persisted() -> dict | None:
@@ -238,9 +289,10 @@ def health_report() -> dict:
     report, report_age, source = _engine_status(hub, now)
     sections = {
         ENGINE: engine,
-        DATABASE: database_write_check(),
+        DATABASE: _PROBE.section(),
         PERSISTENCE: persistence_section(report, report_age, source, persisted, now),
         CHANNEL_LAYER: channel_layer_section(hub, engine),
     }
     failing = [name for name in COMPONENTS if _FAILING[name](sections[name])]
+    _WATCH.note(failing, sections)
     return {"status": "unhealthy" if failing else "ok", "failing": failing, **sections}

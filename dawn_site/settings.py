@@ -234,7 +234,10 @@ LOGGING = {
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
     },
-    "filters": {"connection_lines": {"()": "dawn_site.logs.ConnectionLinesAtDebug"}},
+    "filters": {
+        "connection_lines": {"()": "dawn_site.logs.ConnectionLinesAtDebug"},
+        "deliberate_unavailable": {"()": "dawn_site.logs.DeliberateUnavailable"},
+    },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["connection_lines"]},
         "file": {
@@ -252,6 +255,7 @@ LOGGING = {
         # each event once, through the root's handlers: Django's own console handler (DEBUG only) and
         # uvicorn's handlers (a worker's command line installs them) would print it a second time
         "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        "django.request": {"handlers": [], "filters": ["deliberate_unavailable"], "propagate": True},
         "django.server": {"handlers": [], "propagate": True},
         "uvicorn": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
         "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": True},

@@ -34,6 +34,14 @@ def _short_lived_connections():
     connections.settings["default"]["CONN_MAX_AGE"] = 0
 
 
+@pytest.fixture(autouse=True)
+def _fresh_health_probe():
+    # /health/'s write probe is shared for a second: a test must not see the probe of the test before it
+    from consciousness import health
+
+    health._PROBE.at = None
+
+
 @pytest.fixture
 def open_writes(settings):
     """Local play, as `make run` has it: writes need no user from loopback clients (consciousness.access)."""

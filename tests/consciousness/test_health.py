@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
 from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from consciousness import health
 from consciousness.groups import StreamPublisher
 from consciousness.hub import stream_hub
 from processes.models import ProcessRun
@@ -21,7 +25,13 @@ LOCK_TIMEOUT_S = 0.3  # the tests' lock timeout (the real one is settings.DATABA
 RUN_TABLES = ("processes_processrun", "django_session", "auth_user")
 
 
-def test_health_names_the_database_when_it_cannot_take_writes(write_locked):
+@pytest.fixture
+def probe_every_poll(monkeypatch):
+    """A write probe on every /health/ poll (not once a second), for tests that change the database's state."""
+    monkeypatch.setattr(health, "PROBE_EVERY_S", 0.0)
+
+
+def test_health_names_the_database_when_it_cannot_take_writes(write_locked, probe_every_poll, caplog):
     history_make(10)
     api = APIClient()
     assert api.get("/health/").status_code == 200
@@ -34,7 +44,27 @@ def test_health_names_the_database_when_it_cannot_take_writes(write_locked):
     assert body["database"]["status"] == "error" and body["database"]["fault"] == "locked", body["database"]
     assert body["engine"]["status"] == "ticking" and body["persistence"]["status"] == "ok"
     assert waited < 3.0  # the probe gives up after its own short timeout, not the writers' bound
-    assert api.get("/health/").status_code == 200
+    with caplog.at_level(logging.INFO):
+        assert api.get("/health/").status_code == 200
+    # the change is logged once, by the report: the 503 answer itself is not logged at ERROR
+    changes = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "consciousness.health"]
+    assert changes[0][0] == "WARNING" and changes[0][1].startswith("health: failing database (database: error, locked")
+    assert changes[1:] == [("INFO", "health: ok again")]
+    assert not [r for r in caplog.records if r.name == "django.request"], caplog.text
+
+
+def test_a_flood_of_health_polls_costs_one_write_probe_a_second(write_locked):
+    history_make(10)
+    api = APIClient()
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(20):
+            assert api.get("/health/").status_code == 200
+    probes = [q for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    assert len(probes) == 1, probes
+    with write_locked("consciousness_enginesnapshot", timeout=LOCK_TIMEOUT_S):
+        assert api.get("/health/").status_code == 200  # the shared result, a second old at most
+        time.sleep(health.PROBE_EVERY_S)
+        assert api.get("/health/").json()["failing"] == ["database"]  # probed again: it sees the lock
 
 
 @pytest.mark.parametrize("debug", [False, True])
@@ -70,7 +100,7 @@ def test_a_login_on_a_locked_database_is_a_503_page_not_a_500(write_locked, clie
 
 
 @pytest.mark.asyncio
-async def test_a_serving_process_judges_persistence_from_the_status_runtick_publishes(write_locked):
+async def test_a_serving_process_judges_persistence_from_the_status_runtick_publishes(write_locked, probe_every_poll):
     layer = get_channel_layer()
     await layer.flush()
     hub = stream_hub()
