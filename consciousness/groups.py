@@ -97,7 +97,7 @@ class GroupMember:
         self.joined = False  # the last group_add succeeded
         self.receive_failures = 0  # consecutive failed receives (0 once a message comes through)
         self.last_error: str | None = None
-        self._layer: Any = None
+        self.layer: Any = None  # the channel layer it joined through (None until it joins)
         self._tasks: list[asyncio.Task] = []
         self._lapsed = asyncio.Event()
 
@@ -112,7 +112,7 @@ class GroupMember:
 
     async def join(self, layer: Any) -> None:
         """Join and start receiving; a layer that is down now is joined as soon as it answers."""
-        self._layer = layer
+        self.layer = layer
         quiet_layer_task_failures(asyncio.get_running_loop())
         # the default prefix: channels_redis serves all of a process's channels from one queue, so
         # channels under another prefix would wait for each other's blocking reads
@@ -133,17 +133,17 @@ class GroupMember:
         done, stuck = await asyncio.wait(tasks, timeout=LEAVE_TIMEOUT_S) if tasks else (set(), set())
         if stuck:
             logger.warning("%s: %d receive tasks still stuck after cancel; leaving anyway", self.name, len(stuck))
-        if self._layer is not None and self.channel is not None:
+        if self.layer is not None and self.channel is not None:
             try:
                 async with asyncio.timeout(LEAVE_TIMEOUT_S):
-                    await self._layer.group_discard(self.group, self.channel)
+                    await self.layer.group_discard(self.group, self.channel)
             except (Exception, TimeoutError):
                 pass  # the layer forgets the member at its group expiry anyway
 
     async def _rejoin(self) -> None:
         try:
             async with asyncio.timeout(LEAVE_TIMEOUT_S):
-                await self._layer.group_add(self.group, self.channel)
+                await self.layer.group_add(self.group, self.channel)
         except Exception as exc:
             if self.joined or self.last_error is None:
                 logger.warning(
@@ -177,7 +177,7 @@ class GroupMember:
         failures = 0
         while True:
             try:
-                message = await self._layer.receive(self.channel)
+                message = await self.layer.receive(self.channel)
                 failures = self.receive_failures = 0
             except Exception as exc:  # e.g. Redis restarting: keep trying, re-join when it is back
                 failures += 1

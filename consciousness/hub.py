@@ -243,7 +243,7 @@ class StreamHub:
     @property
     def clients_scope(self) -> str:
         """"deployment" when this process is the only one serving (the in-memory layer), else "process"."""
-        return "deployment" if isinstance(self._member._layer, InMemoryChannelLayer) else "process"
+        return "deployment" if isinstance(self._member.layer, InMemoryChannelLayer) else "process"
 
     async def start(self) -> None:
         """Join the stream group once for this process (idempotent, safe to race)."""
@@ -318,7 +318,7 @@ class StreamHub:
         waiter = self._control_waiters[command] = asyncio.get_running_loop().create_future()
         try:
             async with asyncio.timeout(timeout):
-                await self._member._layer.group_send(ENGINE_GROUP, envelope)
+                await self._member.layer.group_send(ENGINE_GROUP, envelope)
                 return await waiter
         except TimeoutError:
             return None
