@@ -36,10 +36,12 @@ def _short_lived_connections():
 
 @pytest.fixture(autouse=True)
 def _fresh_health_probe():
-    # /health/'s write probe is shared for a second: a test must not see the probe of the test before it
+    # /health/'s write probe is shared for a second, and its report logs changes: a test must see neither
+    # the probe nor the failing components of the test before it
     from consciousness import health
 
     health._PROBE.at = None
+    health._WATCH.failing = []
 
 
 @pytest.fixture
