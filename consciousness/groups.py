@@ -59,14 +59,14 @@ def quiet_layer_task_failures(loop: asyncio.AbstractEventLoop) -> None:
         return
 
     def handle(loop: asyncio.AbstractEventLoop, context: dict) -> None:
-        task, exc = context.get("future") or context.get("task"), context.get("exception")  # "future": unretrieved
+        # an unretrieved exception's context names the task "future"
+        task, exc = context.get("future") or context.get("task"), context.get("exception")
         coro = task.get_coro() if isinstance(task, asyncio.Task) else None
         code = getattr(coro, "cr_code", None)  # a finished coroutine keeps its code, not its frame
         if code is not None and "channels_redis" in PurePath(code.co_filename).parts and _unreachable(exc):
             LAYER_ERRORS.labels(operation="background").inc()
-            logger.warning(
-                "a channel-layer background task failed (%s): %s: %s", coro.__qualname__, type(exc).__name__, exc
-            )
+            failure = f"{type(exc).__name__}: {exc}"
+            logger.warning("a channel-layer background task failed (%s): %s", coro.__qualname__, failure)
         elif previous is not None:
             previous(loop, context)
         else:

@@ -123,7 +123,7 @@ def database_write_check() -> dict:
 
 
 class _Probe:
-    """The last write probe's result, shared by the threads that serve /health/ until it is PROBE_EVERY_S old."""
+    """The last write probe's result, shared by the threads serving /health/ until it is PROBE_EVERY_S old."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -174,18 +174,24 @@ def _newest_persisted() -> dict | None:
     return row.as_tick_data() if row is not None else None
 
 
+def history_stale_after() -> float:
+    """How old the newest persisted tick may be while the engine ticks: the history lags the stream by up to
+    one flush interval."""
+    return float(settings.DAWN_CONFIG["stream"]["stale_after"]) + float(
+        settings.DAWN_CONFIG["persistence"]["flush_interval"]
+    )
+
+
 def engine_section(hub: StreamHub | None, persisted: dict | None, now: float) -> dict:
     """The engine is ticking while its newest tick, as the stream or the history shows it, is recent, or paused
     while it says so (a control command) and has said so lately."""
     stale_after = float(settings.DAWN_CONFIG["stream"]["stale_after"])
-    flush_interval = float(settings.DAWN_CONFIG["persistence"]["flush_interval"])
     streamed = hub.latest_tick if hub is not None else None
     candidates = []
     if streamed is not None:
         candidates.append((now - streamed["timestamp"], stale_after, streamed, "stream"))
     if persisted is not None:
-        # the history lags the stream by up to one flush interval
-        candidates.append((now - persisted["timestamp"], stale_after + flush_interval, persisted, "database"))
+        candidates.append((now - persisted["timestamp"], history_stale_after(), persisted, "database"))
     if not candidates:
         status, tick, age, source = "no ticks yet", None, None, "none"
     else:

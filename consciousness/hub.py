@@ -15,6 +15,7 @@ the peer CLOSE_HANDSHAKE_S more to answer it, then the TCP connection is aborted
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
@@ -219,6 +220,7 @@ class StreamHub:
         self.engine_status_at: float | None = None
         self.paused = False  # the engine's, as its ticks and control messages say
         self.state_heard_at: float | None = None  # when the engine last said either (epoch seconds)
+        self._heard = asyncio.Event()  # set once the engine said anything: a tick, or its control state
         self.ring: deque[Frame] = deque(maxlen=ring_size)  # the latest ticks of latest_epoch, oldest first
         self.evicted = 0
         self._member = GroupMember(STREAM_GROUP, self.dispatch, name="dawn-stream-hub")
@@ -280,6 +282,7 @@ class StreamHub:
             self.tick_rate = envelope.get("rate", self.tick_rate)
             self.paused = bool(envelope.get("paused", False))
             self.latest_received_at = self.state_heard_at = time.time()
+            self._heard.set()
             self.broadcast(frame)
             if envelope.get("stimuli"):
                 self._acknowledge(envelope["stimuli"], tick["tick_number"])
@@ -296,12 +299,22 @@ class StreamHub:
         self.paused = bool(state.get("paused", self.paused))
         self.tick_rate = state.get("rate", self.tick_rate)
         self.state_heard_at = time.time()
+        self._heard.set()
         if envelope.get("message"):
             self.broadcast(Frame(envelope["message"]))
         reply = envelope.get("reply")
         waiter = self._control_waiters.pop(reply.get("command"), None) if reply else None
         if waiter is not None and not waiter.done():
             waiter.set_result(reply)
+
+    async def heard(self, *, timeout: float) -> bool:
+        """Wait until this process has heard the engine (a tick, or while paused its control state), at most
+        `timeout` seconds; whether it has. Just after a worker starts, the stream is ahead of the history."""
+        if not self._heard.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._heard.wait()
+        return self._heard.is_set()
 
     def engine_paused(self, *, within: float) -> bool:
         """The engine said it is paused, and said so lately (in a tick, a command, or the pause's heartbeat)."""
@@ -345,7 +358,8 @@ class StreamHub:
 
     def admits(self, address: str | None) -> bool:
         """Whether one more socket from `address` stays within the cap (an unknown address always does)."""
-        return address is None or self.max_per_address is None or self.per_address[address] < self.max_per_address
+        cap = self.max_per_address
+        return address is None or cap is None or self.per_address[address] < cap
 
     def register(self, client: Client) -> None:
         self.clients[client.id] = client

@@ -45,7 +45,9 @@ DATABASE_ERRORS = Counter(
     "dawn_database_errors", "Failed database operations outside a request, by component.", ["component"]
 )
 LAYER_ERRORS = Counter(
-    "dawn_channel_layer_errors", "Failed channel-layer sends, receives and background tasks, by operation.", ["operation"]
+    "dawn_channel_layer_errors",
+    "Failed channel-layer sends, receives and background tasks, by operation.",
+    ["operation"],
 )
 
 for _outcome in ("accepted", "rejected"):

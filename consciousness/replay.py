@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from django.db import DatabaseError
 
 from consciousness import selectors
 from consciousness.frames import Frame, history_message, resume_failed_message, resumed_message, tick_message
+from consciousness.health import history_stale_after
 from consciousness.hub import StreamHub
 from consciousness.inbound import HISTORY_CAP, ClientError
 
@@ -35,13 +37,20 @@ class Resumed:
 
 
 async def _tip(hub: StreamHub) -> tuple[str | None, int | None, dict | None]:
-    """(epoch, newest tick_number, newest tick): the hub's, or the database's before the hub has heard one."""
-    if hub.latest_tick is not None:
-        return hub.latest_epoch, hub.latest_tick["tick_number"], hub.latest_tick
-    epoch = await _epoch()
-    _low, high = await _bounds()
-    tick = (await _ticks_between(since=high, until=high) or [None])[0] if high is not None else None
-    return epoch, high, tick
+    """(epoch, newest tick_number, newest tick): the hub's, or the database's before the hub has heard one.
+
+    A process that has heard nothing yet while the history says the engine ticks (a worker just started)
+    waits to hear it, PERSIST_WAIT_S at most: the history lags the stream by up to a flush, and a resume
+    that ended at the history's newest tick would leave a gap before the first tick the stream brings.
+    """
+    if hub.latest_tick is None:
+        epoch = await _epoch()
+        _low, high = await _bounds()
+        tick = (await _ticks_between(since=high, until=high) or [None])[0] if high is not None else None
+        ticking = tick is not None and time.time() - tick["timestamp"] <= history_stale_after()
+        if not ticking or not await hub.heard(timeout=PERSIST_WAIT_S) or hub.latest_tick is None:
+            return epoch, high, tick
+    return hub.latest_epoch, hub.latest_tick["tick_number"], hub.latest_tick
 
 
 async def tick_frames(hub: StreamHub, first: int, last: int) -> list[Frame]:

@@ -48,7 +48,8 @@ def test_health_names_the_database_when_it_cannot_take_writes(write_locked, prob
         assert api.get("/health/").status_code == 200
     # the change is logged once, by the report: the 503 answer itself is not logged at ERROR
     changes = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "consciousness.health"]
-    assert changes[0][0] == "WARNING" and changes[0][1].startswith("health: failing database (database: error, locked")
+    assert changes[0][0] == "WARNING"
+    assert changes[0][1].startswith("health: failing database (database: error, locked")
     assert changes[1:] == [("INFO", "health: ok again")]
     assert not [r for r in caplog.records if r.name == "django.request"], caplog.text
 
@@ -100,7 +101,9 @@ def test_a_login_on_a_locked_database_is_a_503_page_not_a_500(write_locked, clie
 
 
 @pytest.mark.asyncio
-async def test_a_serving_process_judges_persistence_from_the_status_runtick_publishes(write_locked, probe_every_poll):
+async def test_a_serving_process_judges_persistence_from_the_status_runtick_publishes(
+    write_locked, probe_every_poll
+):
     layer = get_channel_layer()
     await layer.flush()
     hub = stream_hub()

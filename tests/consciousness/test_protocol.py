@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 
 import msgpack
@@ -197,6 +198,28 @@ async def test_resume_reads_the_database_below_the_ring_and_holds_live_ticks_at_
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_a_resume_at_a_worker_that_has_heard_no_tick_yet_waits_for_the_stream_and_leaves_no_gap():
+    now = time.time()
+    await persist_async(range(1, 31), at=now)  # the engine ticks (its history is fresh)...
+    socket = Socket()
+    await socket.open()  # ...but this process, a worker just started, has heard nothing of it yet
+
+    async def engine() -> None:
+        await asyncio.sleep(0.3)
+        await publish_until_heard([33, 34, 35])  # the stream runs ahead of the history by a flush
+        await asyncio.sleep(0.3)
+        await persist_async(range(31, 36), at=now)  # the next flush
+
+    ticking = asyncio.create_task(engine())
+    await socket.send({"type": "resume", "epoch": EPOCH, "since": 5})
+    resumed = (await socket.until("resumed"))["data"]
+    assert resumed["from"] == 6 and resumed["until"] >= 33, resumed
+    assert await socket.ticks(30) == list(range(6, 36))  # not 6..30 and then 33..35
+    await ticking
+    await socket.close()
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_resume_past_pruned_history_fails_and_far_behind_gets_the_newest_ticks():
     await persist_async(range(100, 201))  # ticks before 100 were pruned
     socket = Socket()
@@ -232,8 +255,11 @@ async def test_get_history_by_count_and_by_range_oldest_first_and_capped():
     await socket.close()
 
 
-def persist(numbers) -> None:
+def persist(numbers, at: float | None = None) -> None:
+    """A flush of these ticks (stamped as made a tenth of a second apart up to `at`, if given)."""
     ticks = [tick(n) for n in numbers]
+    if at is not None:
+        ticks = [{**t, "timestamp": at - (ticks[-1]["tick_number"] - t["tick_number"]) / 10} for t in ticks]
     services.history_flush(ticks=ticks, snapshot={}, epoch=uuid.UUID(EPOCH), seed=1, tick_number=ticks[-1]["tick_number"])
 
 

@@ -28,13 +28,13 @@ pytestmark = pytest.mark.slow
 
 RATE = 50  # ticks a second: a socket that does not read fills its buffers within seconds
 ORIGIN = "http://localhost:5173"
-RSS_SLACK = 8 * 2**20  # what the ring of recent ticks (growing by about 3 MB a minute at 50 Hz) may add meanwhile
+RSS_SLACK = 8 * 2**20  # what the ring of recent ticks (about 3 MB a minute at 50 Hz) may add meanwhile
 FD_SLACK = 3  # a thread's database connection or log file opened lazily meanwhile; a leak shows by the hundred
 _RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 
 
 class RawClient:
-    """A WebSocket client on a bare socket (websockets' sans-I/O protocol): it reads only what it is told to."""
+    """A WebSocket client on a bare socket (websockets' sans-I/O protocol): it reads only when told to."""
 
     def __init__(self, port: int, *, receive_buffer: int | None = None) -> None:
         self.sock = socket.socket()
@@ -130,7 +130,8 @@ class Server:
     def send_queues(self) -> list[int]:
         """Bytes each of the server's connections holds in the kernel (ss's skmem `w`: wmem_queued)."""
         out = subprocess.run(
-            ["ss", "-tmnH", "state", "established", f"( sport = :{self.port} )"], capture_output=True, text=True
+            ["ss", "-tmnH", "state", "established", f"( sport = :{self.port} )"],
+            capture_output=True, text=True,
         ).stdout
         return [int(w) for w in re.findall(r"skmem:\([^)]*\bw(\d+)", out)]
 
@@ -144,6 +145,13 @@ class Server:
             assert time.monotonic() < deadline, f"the hub still holds {held} clients, not {clients}"
             time.sleep(0.2)
         time.sleep(1.0)
+
+    def compare(self, rss: int, fds: int) -> None:
+        """Memory and file descriptors back to the baseline `rss` and `fds`, within the slack."""
+        now_rss, now_fds = self.rss(), self.fds()
+        print(f"runtick RSS {rss / 2**20:.1f} MB before, {now_rss / 2**20:.1f} MB after; fds {fds} -> {now_fds}")
+        assert now_rss <= rss + RSS_SLACK
+        assert now_fds <= fds + FD_SLACK
 
     def stop(self, site: Site) -> None:
         self.process.terminate()
@@ -197,9 +205,7 @@ def test_100_clients_that_never_read_while_sending_are_reset_within_a_bound_and_
         assert 0 < peak_queue <= 2 * SEND_BUFFER_BYTES + WRITE_HIGH_BYTES
 
         server.settle(clients=3)
-        print(f"runtick RSS {rss / 2**20:.1f} MB before, {server.rss() / 2**20:.1f} MB after; fds {fds} -> {server.fds()}")
-        assert server.rss() <= rss + RSS_SLACK
-        assert server.fds() <= fds + FD_SLACK
+        server.compare(rss, fds)
         for watch in watches:
             numbers, longest = consecutive(watch, started, ended)
             assert len(numbers) >= 0.8 * RATE * (ended - started) and longest < 1.0, (len(numbers), longest)
@@ -240,9 +246,7 @@ def test_1000_connections_reset_at_every_stage_leave_memory_fds_and_clients_at_t
         ended = time.monotonic()
         print(f"1,000 connections opened and reset in {ended - started:.1f} s")
         server.settle(clients=3)
-        print(f"runtick RSS {rss / 2**20:.1f} MB before, {server.rss() / 2**20:.1f} MB after; fds {fds} -> {server.fds()}")
-        assert server.rss() <= rss + RSS_SLACK
-        assert server.fds() <= fds + FD_SLACK
+        server.compare(rss, fds)
         assert len(server.established()) == 3
         for watch in watches:
             _numbers, longest = consecutive(watch, started, ended)

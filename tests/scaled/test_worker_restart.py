@@ -12,6 +12,7 @@ import time
 import pytest
 
 from dawn_client import DawnClient
+from tests.scaled.test_workers import ORIGIN
 from tests.support import free_port, wait_http
 
 pytestmark = [pytest.mark.scaled, pytest.mark.slow]
@@ -24,7 +25,7 @@ class Crowd:
     """CLIENTS DawnClients on an event loop of their own (a thread), each keeping every tick_number it got."""
 
     def __init__(self, url: str) -> None:
-        self.clients = [DawnClient(url, binary=n % 2 == 0, origin="http://localhost:5173") for n in range(CLIENTS)]
+        self.clients = [DawnClient(url, binary=n % 2 == 0, origin=ORIGIN) for n in range(CLIENTS)]
         self.numbers: list[list[int]] = [[] for _ in self.clients]
         self.errors: list[BaseException] = []
         self._loop = asyncio.new_event_loop()
@@ -93,11 +94,11 @@ def test_a_worker_killed_under_50_clients_and_restarted_resumes_each_with_no_gap
         worker = site.spawn_server("worker-2", *worker_args)
         wait_http(f"http://127.0.0.1:{port}/health/")
         took = crowd.wait_all_past(killed_at + 5 * RATE, timeout=60)
-        print(f"{CLIENTS} clients back past tick {killed_at + 5 * RATE} {took:.1f} s after the new worker answered")
+        print(f"{CLIENTS} clients past tick {killed_at + 5 * RATE} {took:.1f} s after the new worker answered")
         assert not crowd.errors, crowd.errors
         for client, numbers in zip(crowd.clients, crowd.numbers):
             first = numbers[0]
-            assert numbers == list(range(first, first + len(numbers))), "a gap or a duplicate across the restart"
+            assert numbers == list(range(first, first + len(numbers))), "a gap or a duplicate at the restart"
             assert client.stats.reconnects >= 1 and client.stats.resumes >= 1, client.stats
             assert client.stats.resume_failures == 0, client.stats
     finally:
