@@ -35,9 +35,11 @@ test: lint test-embedded test-scaled
 lint: venv
 	$(BIN)/lint-imports
 
-# embedded shape: SQLite and the in-memory channel layer, whatever the environment says
+# embedded shape: SQLite and the in-memory channel layer, whatever the environment says; in TEST_WORKERS
+# processes (pytest-xdist), a test file to each at a time (most tests wait on real servers, not the CPU)
+TEST_WORKERS ?= 2
 test-embedded: venv
-	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m pytest -m "not scaled" -q
+	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m pytest -m "not scaled" -q -n $(TEST_WORKERS) --dist loadfile
 
 # scaled shape: real PostgreSQL and Redis (the tests fail, not skip, when they do not answer)
 test-scaled: venv

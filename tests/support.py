@@ -2,25 +2,53 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from email.message import Message
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psutil
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+_MIGRATED: dict[str, str] = {}  # Site.migrate's templates by kind (the first site of each kind makes one)
+
+
+def _migrated(kind: str, make: Callable[[], str]) -> str:
+    if kind not in _MIGRATED:
+        _MIGRATED[kind] = make()
+    return _MIGRATED[kind]
+
+
+def postgres_url(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def postgres_admin(url: str):
+    """An autocommit connection to the server's maintenance database, to create and drop databases."""
+    import psycopg
+
+    return psycopg.connect(postgres_url(url, "postgres"), autocommit=True, connect_timeout=10)
+
+
+def _drop_postgres(url: str, name: str) -> None:
+    with postgres_admin(url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def free_port() -> int:
@@ -98,8 +126,37 @@ class Site:
         return self
 
     def migrate(self) -> Site:
-        self.manage("migrate", "--noinput")
+        """The site's (new, empty) database as `manage.py migrate` leaves it: a copy of one database migrated
+        once per test process (a migrate costs 3 s; a copy, milliseconds)."""
+        if self.database_url.startswith("postgres"):
+            self._copy_postgres(_migrated("postgres", self._migrated_postgres))
+        else:
+            with sqlite3.connect(_migrated("sqlite", self._migrated_sqlite)) as source:
+                with sqlite3.connect(self.db_path) as copy:
+                    source.backup(copy)  # page by page: the same file a migrate would leave
         return self
+
+    def _migrated_sqlite(self) -> str:
+        folder = Path(tempfile.mkdtemp(prefix="dawn-migrated-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        template = Site(folder, db_path=folder / "migrated.sqlite3")
+        template.manage("migrate", "--noinput")
+        return str(template.db_path)
+
+    def _migrated_postgres(self) -> str:
+        name = f"dawn_test_migrated_{uuid.uuid4().hex[:12]}"
+        with postgres_admin(self.database_url) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        atexit.register(_drop_postgres, self.database_url, name)
+        template = Site(self.tmp_path / "migrated", database_url=postgres_url(self.database_url, name))
+        template.manage("migrate", "--noinput")
+        return name
+
+    def _copy_postgres(self, template: str) -> None:
+        name = urlsplit(self.database_url).path.lstrip("/")
+        with postgres_admin(self.database_url) as conn:  # nothing is connected to either yet
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
 
     def collectstatic(self) -> Site:
         """What `make run` and the scaled instructions do: hashed, compressed static files under the site."""

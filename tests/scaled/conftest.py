@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
 
-from tests.support import Site
+from tests.support import Site, postgres_admin, postgres_url
 
 
 @pytest.fixture
@@ -20,13 +18,13 @@ def new_database():
 
     def make() -> str:
         name = f"dawn_test_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(base, autocommit=True) as conn:
+        with postgres_admin(base) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         made.append(name)
-        return urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
+        return postgres_url(base, name)
 
     yield make
-    with psycopg.connect(base, autocommit=True) as conn:
+    with postgres_admin(base) as conn:
         for name in made:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
