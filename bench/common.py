@@ -41,7 +41,8 @@ def wait_http(url: str, timeout: float = 60) -> None:
 
 
 WORKERS = {
-    # as deployed: uvicorn as runtick embeds it (websockets-sansio, no per-message deflate), Daphne as it comes
+    # as deployed: uvicorn as runtick embeds it (DAWN's websockets-sansio protocol with bounded send buffers,
+    # no per-message deflate), Daphne as it comes
     "uvicorn": ["-m", "uvicorn", "dawn_site.asgi:application", "--ws", "dawn_site.server:DawnWebSocketProtocol",
                 "--ws-per-message-deflate", "false",
                 "--no-access-log", "--host", "127.0.0.1", "--port"],
