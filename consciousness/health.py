@@ -141,22 +141,27 @@ _PROBE = _Probe()
 
 
 class _FailingWatch:
-    """Logs each change of the failing components once (the 503 polls themselves go unlogged)."""
+    """Logs each change of the failing components once (the 503 polls themselves go unlogged): at WARNING
+    once the process has been healthy, at INFO while it starts (no tick heard or persisted yet)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.failing: list[str] = []
+        self.failing: list[str] | None = None  # None: no report yet
+        self.healthy_once = False
 
     def note(self, failing: list[str], sections: dict) -> None:
         with self.lock:
-            if failing == self.failing:
+            if failing == self.failing or (self.failing is None and not failing):
+                self.failing, self.healthy_once = failing, self.healthy_once or not failing
                 return
-            self.failing = failing
+            self.failing, started = failing, self.healthy_once
+            self.healthy_once = started or not failing
         if failing:
             details = "; ".join(f"{name}: {_summary(sections[name])}" for name in failing)
-            logger.warning("health: failing %s (%s)", ", ".join(failing), details)
+            level = logging.WARNING if started else logging.INFO
+            logger.log(level, "health: failing %s (%s)", ", ".join(failing), details)
         else:
-            logger.info("health: ok again")
+            logger.info("health: ok again" if started else "health: ok")
 
 
 def _summary(section: dict) -> str:

@@ -41,7 +41,7 @@ def _fresh_health_probe():
     from consciousness import health
 
     health._PROBE.at = None
-    health._WATCH.failing = []
+    health._WATCH.failing, health._WATCH.healthy_once = None, False
 
 
 @pytest.fixture

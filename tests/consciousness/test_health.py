@@ -54,6 +54,23 @@ def test_health_names_the_database_when_it_cannot_take_writes(write_locked, prob
     assert not [r for r in caplog.records if r.name == "django.request"], caplog.text
 
 
+def test_a_process_not_healthy_yet_says_so_at_info_and_a_later_failure_at_warning(
+    write_locked, probe_every_poll, caplog
+):
+    api = APIClient()
+    with caplog.at_level(logging.INFO, logger="consciousness.health"):
+        assert api.get("/health/").status_code == 503  # starting: no tick yet
+        history_make(10)
+        assert api.get("/health/").status_code == 200
+        with write_locked("consciousness_enginesnapshot", timeout=LOCK_TIMEOUT_S):
+            assert api.get("/health/").status_code == 503
+    records = [r for r in caplog.records if r.name == "consciousness.health"]
+    lines = [(r.levelname, r.getMessage().split(" (")[0]) for r in records]
+    assert lines == [
+        ("INFO", "health: failing engine"), ("INFO", "health: ok"), ("WARNING", "health: failing database")
+    ]
+
+
 def test_a_flood_of_health_polls_costs_one_write_probe_a_second(write_locked):
     history_make(10)
     api = APIClient()
