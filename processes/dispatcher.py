@@ -104,6 +104,9 @@ class ProcessDispatcher:
         self._contexts: dict[int, dict] = {}  # contexts captured when a rule fired, by run id
         self._moods: dict[int, str] = {}  # the mood of recent ticks (the engine keeps none)
         self._enqueuing: set[asyncio.Task] = set()
+        # impacts applied whose row does not say so yet, by process id: saved with the snapshot until it does,
+        # so that a kill between the flush of the applying tick and the row's write loses no record
+        self._unrecorded: dict[str, dict] = {}
 
     async def db(self, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
         def call() -> Any:
@@ -125,7 +128,10 @@ class ProcessDispatcher:
         await self._prune()
         tick = self.now()
         pending = list((resumed or {}).get("pending", ()))
-        outcome = await self.db(services.runs_resume, epoch=self.epoch, tick_number=tick, pending=pending)
+        applied = list((resumed or {}).get("applied", ()))
+        outcome = await self.db(
+            services.runs_resume, epoch=self.epoch, tick_number=tick, pending=pending, applied=applied
+        )
         if outcome.abandoned:
             logger.warning("%d runs left running, or of another engine run: marked abandoned", outcome.abandoned)
         if outcome.superseded or outcome.rerun or outcome.reclaimed:
@@ -323,14 +329,24 @@ class ProcessDispatcher:
         if mood is not None:
             self._moods[tick_number] = mood
             self._moods.pop(tick_number - MOODS_KEPT, None)
+        for source in sources:
+            if (entry := self.inflight.by_process(source)) is not None:
+                self._unrecorded[source] = {**entry.as_state(), "applied": tick_number}
         self.inflight.applied(set(sources))
         self._refresh_active()
         for source in sources:
-            task = asyncio.get_running_loop().create_task(
-                self.db(services.run_applied, process_id=source, tick_number=tick_number)
-            )
+            task = asyncio.get_running_loop().create_task(self._record_applied(source, tick_number))
             self._enqueuing.add(task)
             task.add_done_callback(self._enqueuing.discard)
+
+    async def _record_applied(self, source: str, tick_number: int) -> None:
+        try:
+            await self.db(services.run_applied, process_id=source, tick_number=tick_number)
+        except Exception as exc:  # the snapshot keeps the record: the next start writes it
+            DATABASE_ERRORS.labels(component="dispatcher").inc()
+            logger.error("could not record that tick %d applied run %s: %r", tick_number, source, exc)
+            return
+        self._unrecorded.pop(source, None)
 
     async def due(self, tick_number: int, *, patience: float) -> None:
         """Wait until every run due at or before `tick_number` has finished (batch runs: then each impact
@@ -347,8 +363,9 @@ class ProcessDispatcher:
                 return
 
     def state(self) -> dict:
-        """What must survive with the engine's snapshot: the runs in flight (saved as of the same tick)."""
-        return {"pending": self.inflight.state()}
+        """What must survive with the engine's snapshot: the runs in flight (saved as of the same tick), and
+        the impacts applied whose rows may not say so yet."""
+        return {"pending": self.inflight.state(), "applied": list(self._unrecorded.values())}
 
     def interrupt(self) -> None:
         """Shutting down: start no run, and let a batch run's wait for due runs end."""

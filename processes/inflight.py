@@ -44,6 +44,9 @@ class InFlight:
     def by_run(self, run_id: int) -> Pending | None:
         return next((e for e in self.entries if e.run_id == run_id), None)
 
+    def by_process(self, process_id: str) -> Pending | None:
+        return next((e for e in self.entries if e.process_id == process_id), None)
+
     def applied(self, sources: set[str]) -> None:
         """The impacts of the runs `sources` were applied by the tick just done."""
         for entry in self.entries:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -257,8 +257,12 @@ class RunsResumed:
     abandoned: int = 0
 
 
-def runs_resume(*, epoch: uuid.UUID | None, tick_number: int, pending: list[dict]) -> RunsResumed:
-    """Make the runs agree with an engine resumed at tick `tick_number`, whose snapshot listed `pending`.
+def runs_resume(
+    *, epoch: uuid.UUID | None, tick_number: int, pending: list[dict], applied: Sequence[dict] = ()
+) -> RunsResumed:
+    """Make the runs agree with an engine resumed at tick `tick_number`, whose snapshot listed `pending`, and
+    `applied`: runs whose impact a tick up to the snapshot applied, their row perhaps not told (a kill came
+    between the flush and that write), each with the tick that applied it.
 
     In one transaction: auto-triggered runs of later ticks (the regenerated ticks fire them again) are
     superseded and their consolidations deleted; each pending run is kept (completed: its impact will be
@@ -275,6 +279,9 @@ def runs_resume(*, epoch: uuid.UUID | None, tick_number: int, pending: list[dict
             status=Status.ABANDONED, applied_at_tick=None, end_time=timezone.now(),
             reason=f"{SUPERSEDED}: its tick comes after tick {tick_number}, where the engine resumed",
         )
+        for entry in applied:
+            if (row := _pending_row(mine, entry, epoch, create=False)) is not None:
+                ProcessRun.objects.filter(pk=row.pk).update(applied_at_tick=int(entry["applied"]))
         rows = [row for row in (_pending_row(mine, entry, epoch) for entry in pending) if row is not None]
         kept = [row.pk for row in rows]
         manual = mine.filter(trigger=MANUAL, tick_number__isnull=False).exclude(pk__in=kept)
@@ -300,15 +307,17 @@ def runs_resume(*, epoch: uuid.UUID | None, tick_number: int, pending: list[dict
     )
 
 
-def _pending_row(mine: models.QuerySet, entry: dict, epoch: uuid.UUID | None) -> ProcessRun | None:
-    """The row of a run the snapshot lists as pending; an auto-triggered one is created (queued) if it was
-    never written, a manual one is found by its id."""
+def _pending_row(
+    mine: models.QuerySet, entry: dict, epoch: uuid.UUID | None, *, create: bool = True
+) -> ProcessRun | None:
+    """The row of a run the snapshot lists; an auto-triggered one is created (queued) if it was never written
+    (unless not `create`), a manual one is found by its id."""
     if entry.get("run") is not None:
         return mine.filter(pk=entry["run"]).first()
     script, trigger, tick, due = entry["script"], entry["trigger"], int(entry["tick"]), int(entry["due"])
     same = mine.filter(script=script, trigger=trigger, tick_number=tick).exclude(reason__startswith=SUPERSEDED)
     row = same.order_by("id").first()
-    if row is None:
+    if row is None and create:
         row = run_create(
             script=script, trigger=trigger, wake=False, tick_number=tick, impact_due_tick=due, epoch=epoch
         )

@@ -158,12 +158,16 @@ class Server:
         assert self.process.wait(timeout=15) == 0, site.log("runtick")[-3000:]
 
 
-def consecutive(watch: StreamWatch, start: float, end: float) -> tuple[list[int], float]:
-    """The tick numbers a well-behaved client got from `start` to `end`, and its longest wait between two."""
+def on_time(watch: StreamWatch, start: float, end: float) -> None:
+    """A well-behaved client, from `start` to `end`: still connected, its ticks in order and each once, none
+    waited for as long as a second, and (as the server skips a client to the newest tick only while its socket
+    is not writable, which a test process this busy may cause) 95 % of them delivered at least."""
     ticks = [(at, number) for at, number in watch.ticks if start <= at <= end]
     numbers = [number for _at, number in ticks]
-    assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), "a well-behaved client missed ticks"
-    return numbers, max(b[0] - a[0] for a, b in zip(ticks, ticks[1:]))
+    assert numbers == sorted(set(numbers)), "ticks out of order or twice"
+    got = len(numbers) / (numbers[-1] - numbers[0] + 1)
+    longest = max(b[0] - a[0] for a, b in zip(ticks, ticks[1:]))
+    assert got >= 0.95 and longest < 1.0 and watch.closed is None, (got, longest, watch.closed)
 
 
 def silence(server: Server, count: int = 100) -> tuple[list[float], int, float, float]:
@@ -207,9 +211,7 @@ def test_100_clients_that_never_read_while_sending_are_reset_within_a_bound_and_
         server.settle(clients=3)
         server.compare(rss, fds)
         for watch in watches:
-            numbers, longest = consecutive(watch, started, ended)
-            assert len(numbers) >= 0.8 * RATE * (ended - started) and longest < 1.0, (len(numbers), longest)
-            assert watch.closed is None
+            on_time(watch, started, ended)
         assert total(scrape(f"{server.base}/metrics"), "dawn_stream_evictions_total") >= 200
     finally:
         for watch in watches:
@@ -249,8 +251,7 @@ def test_1000_connections_reset_at_every_stage_leave_memory_fds_and_clients_at_t
         server.compare(rss, fds)
         assert len(server.established()) == 3
         for watch in watches:
-            _numbers, longest = consecutive(watch, started, ended)
-            assert longest < 1.0 and watch.closed is None, longest
+            on_time(watch, started, ended)
         assert "Traceback" not in site.log("runtick"), site.log("runtick")[-5000:]
     finally:
         for watch in watches:

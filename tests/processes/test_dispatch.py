@@ -137,9 +137,14 @@ async def test_completed_runs_feed_their_impact_to_the_next_tick_and_record_it(h
     assert [i.source for i in impacts] == [row.process_id]
     assert impacts[0].memory_relief > 0
     harness.dispatcher.after_tick(151, [i.source for i in impacts])
+    # until the row says so, the snapshot carries the record (a kill before the write must not lose it)
+    assert [(a["script"], a["applied"]) for a in harness.dispatcher.state()["applied"]] == [
+        ("memory_consolidator", 151)
+    ]
     await asyncio.sleep(0.2)
     await database_sync_to_async(row.refresh_from_db)()
     assert row.applied_at_tick == 151
+    assert harness.dispatcher.state()["applied"] == []
     patterns = await database_sync_to_async(lambda: list(MemoryConsolidation.objects.filter(run=row)))()
     assert patterns and all(p.source_tick_end == 150 for p in patterns)
 

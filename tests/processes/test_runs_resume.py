@@ -75,3 +75,21 @@ def test_manual_runs_claimed_after_the_snapshot_go_back_to_the_queue_and_other_r
         run.refresh_from_db()
     assert manual.status == "queued" and manual.tick_number is None and manual.epoch is None
     assert stranger.status == "abandoned" and foreign.status == "abandoned"
+
+
+def test_an_impact_the_snapshot_saw_applied_is_recorded_on_its_row_even_if_the_kill_came_before_the_write():
+    # tick 90 applied the run's impact and was flushed with the snapshot; the row's own write never came
+    run = auto("consciousness_processor", 80, "completed", consciousness_impact={"scup_change": 1.0})
+    manual = ProcessRun.objects.create(
+        script="neural_analyzer", tick_number=85, impact_due_tick=95, epoch=EPOCH, status="completed",
+        process_id="m", consciousness_impact={"scup_change": 0.5},
+    )
+    applied = [{**pending(run), "applied": 90}, {**pending(manual), "run": manual.pk, "applied": 96}]
+    outcome = services.runs_resume(epoch=EPOCH, tick_number=SNAPSHOT, pending=[], applied=applied)
+    assert outcome.inflight == []  # nothing to apply again
+    for row, tick in ((run, 90), (manual, 96)):
+        row.refresh_from_db()
+        assert row.applied_at_tick == tick and row.status == "completed"
+    gone = {"script": "chaos_engine", "trigger": "rule", "tick": 70, "due": 80, "run": None, "applied": 80}
+    services.runs_resume(epoch=EPOCH, tick_number=SNAPSHOT, pending=[], applied=[gone])
+    assert not ProcessRun.objects.filter(script="chaos_engine").exists()  # a record for no row creates none
