@@ -151,11 +151,10 @@ class _FailingWatch:
 
     def note(self, failing: list[str], sections: dict) -> None:
         with self.lock:
-            if failing == self.failing or (self.failing is None and not failing):
-                self.failing, self.healthy_once = failing, self.healthy_once or not failing
-                return
-            self.failing, started = failing, self.healthy_once
+            previous, self.failing, started = self.failing, failing, self.healthy_once
             self.healthy_once = started or not failing
+        if failing == (previous or []):  # no change (a first report that is healthy is none either)
+            return
         if failing:
             details = "; ".join(f"{name}: {_summary(sections[name])}" for name in failing)
             level = logging.WARNING if started else logging.INFO

@@ -7,9 +7,8 @@ writable keeps at most one pending frame (the newest), so it skips ticks instead
 and is closed when it stays behind. The hub also keeps the latest ticks in a ring, so a client that
 reconnects can resume from memory, and the database only serves what the ring no longer holds.
 
-An evicted client is gone for real within a bound: its close frame gets CLOSE_WRITE_S to be written and
-the peer CLOSE_HANDSHAKE_S more to answer it, then the TCP connection is aborted (RST), through the
-`abort` the server puts in the scope under TRANSPORT_EXTENSION (dawn_site.server's uvicorn protocol).
+Each local socket is a consciousness.sockets.Client; an evicted one is gone for real within a bound
+(sockets.close_bounded).
 """
 
 from __future__ import annotations
@@ -19,25 +18,13 @@ import contextlib
 import gc
 import logging
 import time
-import uuid
 import weakref
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
-from consciousness.frames import (
-    CLOSE_PROTOCOL_ABUSE,
-    CLOSE_SLOW_CLIENT,
-    PROTOCOL_JSON,
-    PROTOCOL_MSGPACK,
-    TOPICS,
-    Frame,
-    error_message,
-    stimulus_applied_message,
-)
+from consciousness.frames import CLOSE_SLOW_CLIENT, Frame, error_message, stimulus_applied_message
 from consciousness.groups import (
     ENGINE_GROUP,
     STREAM_CONTROL,
@@ -47,158 +34,12 @@ from consciousness.groups import (
     STREAM_TICK,
     GroupMember,
 )
-from consciousness.metrics import FRAMES_DROPPED, FRAMES_SENT
+from consciousness.sockets import Client, close_bounded
 
 logger = logging.getLogger(__name__)
 
 _FIRST_FREEZE_AT = 64
 RING_SIZE = 3000  # recent ticks each serving process keeps for resumes: five minutes at 10 Hz
-MAX_HELD = 1000  # stream frames held behind one resume before the client is given up on
-MAX_OUTBOX = 5000  # answers and resumed ticks waiting for one client (a resume is at most HISTORY_CAP + held)
-# the ASGI scope extension through which the server lets the hub abort a socket: {"abort": callable}
-TRANSPORT_EXTENSION = "dawn.transport"
-CLOSE_WRITE_S = 1.0  # an evicted client's close frame that cannot be written by then: the connection is aborted
-CLOSE_HANDSHAKE_S = 2.0  # a close frame written, the peer's time to answer it before the connection is aborted
-# bound once per protocol: a labelled child costs a dict lookup per frame otherwise
-_SENT = {p: FRAMES_SENT.labels(protocol=p) for p in (PROTOCOL_JSON, PROTOCOL_MSGPACK)}
-_DROPPED = {p: FRAMES_DROPPED.labels(protocol=p) for p in (PROTOCOL_JSON, PROTOCOL_MSGPACK)}
-
-
-class Client:
-    """One local socket as the hub sees it: its protocol, its topics, and at most one stream frame in flight.
-
-    Answers to the client's own requests (and resumed ticks) wait in `outbox`, in order and never
-    dropped; stream frames take the one `pending` slot, so a slow socket skips to the newest.
-    While a resume is being fetched, stream frames are `held` and released after the replay.
-    """
-
-    __slots__ = (
-        "id", "send", "abort", "hub", "protocol", "topics", "every", "after", "busy", "pending", "behind",
-        "closed", "delivered", "outbox", "held", "sent_count", "dropped_count", "address", "__weakref__",
-    )
-
-    def __init__(
-        self,
-        send: Callable[[dict], Awaitable[None]],
-        hub: StreamHub,
-        *,
-        protocol: str = PROTOCOL_JSON,
-        abort: Callable[[], None] | None = None,
-        address: str | None = None,
-    ) -> None:
-        self.id = uuid.uuid4().hex
-        self.address = address  # the peer's address, as the server saw it (None: unknown)
-        self.send = send
-        self.abort = abort  # resets the TCP connection (None where the server offers no such thing)
-        self.hub = hub
-        self.protocol = protocol
-        self.sent_count, self.dropped_count = _SENT[protocol], _DROPPED[protocol]
-        self.topics: set[str] = set(TOPICS)
-        self.every = 1  # throttle: only ticks whose number is a multiple of this
-        self.after = -1  # the newest tick_number this client has been given: never send it one at or below
-        self.busy = False
-        self.pending: dict | None = None
-        self.behind = 0  # frames dropped since the last one that went out
-        self.closed = False
-        self.delivered = 0
-        self.outbox: deque[dict] = deque()
-        self.held: list[Frame] | None = None
-
-    def wants(self, frame: Frame) -> bool:
-        """Whether this stream frame is for this client (topic, throttle, not already given); marks it given."""
-        if frame.topic not in self.topics:
-            return False
-        number = frame.tick_number
-        if number is not None:
-            if number <= self.after or number % self.every:
-                return False
-            self.after = number
-        return True
-
-    def offer(self, frame: Frame) -> None:
-        """Write a stream frame now if the socket is free, else keep it as the newest pending frame."""
-        if self.closed:
-            return
-        if self.held is not None:
-            self.held.append(frame)
-            if len(self.held) > MAX_HELD:
-                self.hub.evict(self, reason="stream held too long behind a resume")
-            return
-        if not self.wants(frame):
-            return
-        message = frame.asgi_for(self.protocol)
-        if self.busy:
-            if self.pending is not None:
-                self.behind += 1
-                self.dropped_count.inc()
-                if self.behind >= self.hub.slow_after:
-                    self.hub.evict(self, reason="slow client")
-                    return
-            self.pending = message
-            return
-        self.busy = True
-        self._drive(self.send(message))
-
-    def reply(self, frame: Frame) -> None:
-        """Queue an answer (or a replayed tick) for this client alone: in order, ahead of the stream."""
-        if self.closed:
-            return
-        if len(self.outbox) >= MAX_OUTBOX:
-            self.hub.evict(self, reason="requests sent without reading the answers", code=CLOSE_PROTOCOL_ABUSE)
-            return
-        message = frame.asgi_for(self.protocol)
-        if self.busy:
-            self.outbox.append(message)
-            return
-        self.busy = True
-        self._drive(self.send(message))
-
-    def hold(self) -> None:
-        """Keep stream frames aside (a resume is being fetched)."""
-        if self.held is None:
-            self.held = []
-
-    def release(self) -> None:
-        """Let the held stream frames through, after what the outbox already has, then go live."""
-        held, self.held = self.held or [], None
-        for frame in held:
-            if self.wants(frame):
-                self.reply(frame)
-
-    def _drive(self, coro: Any) -> None:
-        # Run the send coroutine inline: on a writable socket it finishes without suspending, which
-        # saves a Task per delivered message; when it does suspend, resume it from the awaited future.
-        try:
-            yielded = coro.send(None)
-        except StopIteration:
-            self._sent()
-            return
-        except BaseException as exc:  # the socket went away: forget the client
-            self.busy = False
-            self.hub.evict(self, reason=f"send failed: {exc!r}", notify=False)
-            return
-        if yielded is None:
-            asyncio.get_running_loop().call_soon(self._drive, coro)
-        elif getattr(yielded, "_asyncio_future_blocking", False):
-            yielded._asyncio_future_blocking = False
-            yielded.add_done_callback(lambda _future: self._drive(coro))
-        else:
-            coro.close()
-            self.busy = False
-            self.hub.evict(self, reason=f"send awaited an unsupported object {yielded!r}", notify=False)
-
-    def _sent(self) -> None:
-        self.delivered += 1
-        self.sent_count.inc()
-        self.behind = 0
-        if self.outbox and not self.closed:
-            self._drive(self.send(self.outbox.popleft()))
-            return
-        message, self.pending = self.pending, None
-        if message is None or self.closed:
-            self.busy = False
-        else:
-            self._drive(self.send(message))
 
 
 class StreamHub:
@@ -390,7 +231,7 @@ class StreamHub:
         logger.info("closing stream client %s: %s", client.id, reason)
         if notify:
             close = {"type": "websocket.close", "code": code, "reason": reason}
-            asyncio.get_running_loop().create_task(_close_bounded(client, close))
+            asyncio.get_running_loop().create_task(close_bounded(client, close))
         elif client.abort is not None:
             client.abort()
 
@@ -412,20 +253,6 @@ class StreamHub:
                 client.reply(Frame(error_message("rate_limited", message, ref=item.get("ref"))))
             else:
                 client.reply(Frame(stimulus_applied_message(ref=item.get("ref"), tick_number=tick_number)))
-
-
-async def _close_bounded(client: Client, close: dict) -> None:
-    """Send the close frame; abort the connection if it is not written within CLOSE_WRITE_S, or if the
-    peer has not completed the closing handshake CLOSE_HANDSHAKE_S later (aborting a closed one is a no-op)."""
-    try:
-        async with asyncio.timeout(CLOSE_WRITE_S):
-            await client.send(close)
-    except Exception:  # not writable in time (a peer that does not read), or already gone
-        if client.abort is not None:
-            client.abort()
-        return
-    if client.abort is not None:
-        asyncio.get_running_loop().call_later(CLOSE_HANDSHAKE_S, client.abort)
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, StreamHub] = weakref.WeakKeyDictionary()

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import uvicorn
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from consciousness.hub import TRANSPORT_EXTENSION
+from consciousness.sockets import TRANSPORT_EXTENSION
 from dawn_site.asgi import application
 
 # What one WebSocket may hold on its way out. The kernel doubles SO_SNDBUF for its own bookkeeping, so a socket

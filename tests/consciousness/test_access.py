@@ -199,7 +199,8 @@ def test_the_token_bucket_refills_at_its_rate():
 async def test_a_stimulus_the_engine_rejected_is_answered_to_its_sender():
     from consciousness.frames import Frame, tick_message
     from consciousness.groups import STREAM_TICK
-    from consciousness.hub import Client, StreamHub
+    from consciousness.hub import StreamHub
+    from consciousness.sockets import Client
 
     sent = []
 

@@ -8,7 +8,7 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from consciousness.groups import ENGINE_GROUP, STREAM_GROUP, STREAM_TICK
-from consciousness import hub as hub_module
+from consciousness import sockets as sockets_module
 from consciousness.frames import (
     CLOSE_PROTOCOL_ABUSE,
     CLOSE_SLOW_CLIENT,
@@ -16,7 +16,8 @@ from consciousness.frames import (
     Frame,
     tick_message,
 )
-from consciousness.hub import Client, StreamHub, stream_hub
+from consciousness.hub import StreamHub, stream_hub
+from consciousness.sockets import Client
 from dawn_site.asgi import application
 from tests.conftest import local_browser
 
@@ -231,7 +232,7 @@ class Aborts:
 
 
 async def test_an_evicted_client_whose_close_cannot_be_written_is_aborted(monkeypatch):
-    monkeypatch.setattr(hub_module, "CLOSE_WRITE_S", 0.05)
+    monkeypatch.setattr(sockets_module, "CLOSE_WRITE_S", 0.05)
     hub, send, abort = StreamHub(slow_after=5), StuckSocket(writable=1), Aborts()
     client = Client(send, hub, abort=abort)
     hub.register(client)
@@ -245,7 +246,7 @@ async def test_an_evicted_client_whose_close_cannot_be_written_is_aborted(monkey
 
 
 async def test_an_evicted_client_that_does_not_answer_the_close_is_aborted_soon_after(monkeypatch):
-    monkeypatch.setattr(hub_module, "CLOSE_HANDSHAKE_S", 0.05)
+    monkeypatch.setattr(sockets_module, "CLOSE_HANDSHAKE_S", 0.05)
     hub, send, abort = StreamHub(), StuckSocket(writable=10**9), Aborts()
     client = Client(send, hub, abort=abort)
     hub.register(client)
