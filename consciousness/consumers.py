@@ -18,8 +18,8 @@ from channels.layers import get_channel_layer
 from consciousness import access, control, frames, inbound, replay
 from consciousness.groups import ENGINE_GROUP, ENGINE_STIMULUS
 from consciousness.hub import stream_hub
-from consciousness.sockets import TRANSPORT_EXTENSION, Client
 from consciousness.inbound import ClientError
+from consciousness.sockets import TRANSPORT_EXTENSION, Client
 
 logger = logging.getLogger(__name__)
 

@@ -44,4 +44,3 @@ class DeliberateUnavailable(logging.Filter):
             return False
         record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
-
