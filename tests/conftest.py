@@ -44,6 +44,19 @@ def _fresh_health_probe():
     health._WATCH.failing, health._WATCH.healthy_once = None, False
 
 
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    # Each async test runs on an event loop of its own, and a channel layer is meant for one loop.
+    # channels_redis keeps per-channel asyncio locks that outlive a receive cancelled while waiting
+    # (its ChannelLock counts the waiter and never uncounts it); one bound to a finished test's loop
+    # fails every receive of the next test ("bound to a different event loop"). A server has one loop;
+    # the suite takes a new layer per test, as a server process would have one of its own.
+    yield
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+
+
 @pytest.fixture
 def open_writes(settings):
     """Local play, as `make run` has it: writes need no user from loopback clients (consciousness.access)."""
