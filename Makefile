@@ -8,7 +8,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/test)
 TEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/0)
 
-.PHONY: venv migrate static run test lint test-embedded test-scaled test-browser bench bench-workers soak assets screenshot clean
+.PHONY: venv chromium migrate static run test lint test-embedded test-scaled test-browser bench bench-workers soak assets screenshot clean
 
 $(BIN)/.installed: requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,15 @@ $(BIN)/.installed: requirements.txt constraints.txt
 	touch $@
 
 venv: $(BIN)/.installed
+
+# The browser tests drive Debian's chromium through Playwright, which cannot download a browser here:
+# installed with apt-get when it is missing (as root; otherwise the command to run is printed).
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@[ -x $(CHROMIUM) ] || { \
+		[ "$$(id -u)" = 0 ] || { echo "$(CHROMIUM) is missing: sudo apt-get install chromium" >&2; exit 1; }; \
+		echo "chromium is missing: installing Debian's"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 migrate: venv
 	$(BIN)/python manage.py migrate --noinput
@@ -38,7 +47,7 @@ lint: venv
 # embedded shape: SQLite and the in-memory channel layer, whatever the environment says; in TEST_WORKERS
 # processes (pytest-xdist), a test file to each at a time (most tests wait on real servers, not the CPU)
 TEST_WORKERS ?= 2
-test-embedded: venv
+test-embedded: venv chromium
 	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m pytest -m "not scaled" -q -n $(TEST_WORKERS) --dist loadfile
 
 # scaled shape: real PostgreSQL and Redis (the tests fail, not skip, when they do not answer)
@@ -47,11 +56,11 @@ test-scaled: venv
 		$(BIN)/python -m pytest -m "scaled or both_shapes" -q
 
 # the dashboard in a real headless browser (Debian's chromium, driven by Playwright; no browser download)
-test-browser: venv
+test-browser: venv chromium
 	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m pytest -q tests/dawn_site/test_dashboard.py
 
 # docs/dashboard.png for the README, taken by the same browser against a fresh DAWN
-screenshot: venv
+screenshot: venv chromium
 	env -u DATABASE_URL -u REDIS_URL DAWN_SCREENSHOT=docs/dashboard.png $(BIN)/python -m pytest -q \
 		tests/dawn_site/test_dashboard.py -k screenshot
 

@@ -26,6 +26,19 @@ import psutil
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+# Debian's chromium, which `make test` installs (Playwright cannot download a browser here)
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
+
+
+def launch_chromium(playwright):
+    """Playwright's chromium on Debian's binary; a readable failure when it is missing."""
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)")
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 _MIGRATED: dict[str, str] = {}  # Site.migrate's templates by kind (the first site of each kind makes one)
 
 

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.support import ROOT, Site, free_port, wait_http
+from tests.support import ROOT, Site, free_port, launch_chromium, wait_http
 
 ORIGIN = "http://localhost:5173"
 
@@ -139,7 +139,7 @@ def test_swagger_ui_and_redoc_load_in_a_browser_without_errors_or_outside_reques
     playwright = pytest.importorskip("playwright.sync_api")
     _site, base = dawn
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        browser = launch_chromium(p)
         try:
             for path, ready in (("/api/docs/", ".opblock"), ("/api/redoc/", "[data-section-id]")):
                 page = browser.new_page()
