@@ -39,6 +39,8 @@ def launch_chromium(playwright):
     if not Path(CHROMIUM).exists():
         raise RuntimeError(f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)")
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
 _MIGRATED: dict[str, str] = {}  # Site.migrate's templates by kind (the first site of each kind makes one)
 
 
