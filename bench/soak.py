@@ -356,7 +356,8 @@ def report(summaries, db, exported, kill, halves, code, stop_s, evictions, lost_
     # their samples after the warm-up are pooled into one slope (each life alone has only 5 minutes of them)
     pooled = []
     for name, samples in zip(("before the kill", "after the restart"), halves):
-        judged = [(t - samples[0][0], rss) for t, rss in samples if t - samples[0][0] >= WARM_UP_S] if samples else []
+        born = samples[0][0] if samples else 0.0
+        judged = [(t - born, rss) for t, rss in samples if t - born >= WARM_UP_S]
         pooled += judged
         slope = slope_mb_per_min(judged)
         first, last = (samples[0][1], samples[-1][1]) if samples else (0, 0)
